@@ -1,0 +1,93 @@
+"""Small I/O helpers shared by every stage: atomic writes and HDF5 opening.
+
+Every output is written under a temporary name in its final directory and renamed into place
+only when complete (``os.replace`` is atomic on POSIX within one file system), so an interrupted
+run never leaves a file that looks finished; Snakemake re-runs the job and nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+
+@contextlib.contextmanager
+def atomic_path(dest: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to ``dest``; rename it to ``dest`` if the block succeeds.
+
+    On any exception the temporary file is removed and ``dest`` is left untouched.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=suffix + ".part", dir=dest.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, dest)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def hdf5_locking(setting: bool | None = None) -> bool:
+    """Whether HDF5 file locking is on: an explicit setting wins, else ``HDF5_USE_FILE_LOCKING``."""
+    if setting is not None:
+        return bool(setting)
+    return os.environ.get("HDF5_USE_FILE_LOCKING", "TRUE").upper() not in {"FALSE", "0", "NO"}
+
+
+def open_h5(path: str | os.PathLike[str], mode: str = "r", locking: bool | None = None) -> h5py.File:
+    """Open an HDF5 file, honouring the file-locking switch (off on shared file systems).
+
+    Errors name the file: a missing or corrupt file raises ``OSError`` with the path in the message.
+    """
+    try:
+        return h5py.File(path, mode, locking=hdf5_locking(locking))
+    except OSError as err:
+        raise OSError(f"cannot open HDF5 file {os.fspath(path)!r} (mode {mode!r}): {err}") from err
+
+
+def str_dataset(group: h5py.Group, name: str, values: list[str]) -> h5py.Dataset:
+    """Write a 1-D variable-length UTF-8 string dataset."""
+    return group.create_dataset(name, data=np.array(values, dtype=object),
+                                dtype=h5py.string_dtype("utf-8"))
+
+
+def read_str(ds: h5py.Dataset) -> list[str]:
+    """Read a string dataset written by :func:`str_dataset` as a list of ``str``."""
+    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in ds[()]]
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write JSON atomically (sorted keys, indented)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
