@@ -1,0 +1,115 @@
+"""Configuration: JSON-schema validation with defaults, and task-name canonicalisation.
+
+The schema (``workflow/schemas/config.schema.yaml``, draft 2020-12) gives every key a description
+and a default. :func:`load_config` / :func:`validate_config` fill the defaults, validate, and map
+every task name to its canonical spelling, failing at once with the list of valid names.
+The Snakefile calls :func:`validate_config` on Snakemake's ``config`` dict.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from tasksim.tasks import UnknownTaskError, canonical, canonical_list
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key and the value."""
+
+
+def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
+    """Read the configuration schema."""
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def _fill_defaults(instance: Any, schema: Mapping[str, Any]) -> Any:
+    """Recursively fill defaults of object properties (before validation)."""
+    if not isinstance(instance, dict) or schema.get("type") not in ("object", None):
+        return instance
+    for key, sub in schema.get("properties", {}).items():
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if key in instance:
+            if isinstance(instance[key], dict):
+                _fill_defaults(instance[key], sub)
+            elif isinstance(instance[key], list) and isinstance(sub.get("items"), dict):
+                for item in instance[key]:
+                    _fill_defaults(item, sub["items"])
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key, value in instance.items():
+            if key not in schema.get("properties", {}) and isinstance(value, dict):
+                _fill_defaults(value, extra)
+    return instance
+
+
+def _where(err: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in err.absolute_path) or "<top level>"
+
+
+def validate_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Return a validated copy of ``config`` with defaults filled and task names canonical.
+
+    Raises :class:`ConfigError` naming the offending key and value.
+    """
+    schema = load_schema() if schema is None else schema
+    cfg = _fill_defaults(copy.deepcopy(dict(config)), schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"config key {_where(e)}: {e.message}" for e in errors[:10]]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines))
+    try:
+        cfg["tasks"] = canonical_list(cfg["tasks"])
+        pre = cfg["preprocessing"]
+        pre["low_saturation_tasks"] = canonical_list(pre["low_saturation_tasks"])
+        groups = cfg["standin"].get("groups") or {}
+        cfg["standin"]["groups"] = {g: canonical_list(ts) for g, ts in groups.items()} or None
+    except (UnknownTaskError, ValueError) as err:
+        raise ConfigError(f"config key tasks / preprocessing.low_saturation_tasks / standin.groups: {err}") from err
+    for group, members in (cfg["standin"]["groups"] or {}).items():
+        missing = [t for t in members if t not in cfg["tasks"]]
+        if missing:
+            raise ConfigError(f"config key standin.groups.{group}: {missing} are not in tasks")
+    names = list(cfg["tasks"]) + [m["name"] for m in cfg["models"]]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"config key models: model names {dup} are used twice (a Taskonomy model is named after its task)")
+    return cfg
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Load a YAML configuration file, apply ``overrides`` (top-level keys) and validate it."""
+    path = Path(path)
+    try:
+        with open(path) as fh:
+            raw = yaml.safe_load(fh) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file not found: {path}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"configuration file {path} is not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"configuration file {path} must hold a mapping, not {type(raw).__name__}")
+    raw.update(overrides or {})
+    try:
+        return validate_config(raw)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def model_names(cfg: Mapping[str, Any]) -> list[str]:
+    """All model names of a validated configuration: Taskonomy tasks, then user models."""
+    return list(cfg["tasks"]) + [m["name"] for m in cfg["models"]]
+
+
+__all__ = ["ConfigError", "SCHEMA_PATH", "load_config", "load_schema", "model_names",
+           "validate_config", "canonical"]
