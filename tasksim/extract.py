@@ -1,0 +1,176 @@
+"""Activation extraction: one model, all probe images, recorded layers into one HDF5 file.
+
+Batched forward passes with optional channels_last + bf16 autocast (the *fast path*; agreement
+with fp32 is checked by ``tests/test_extract.py``: encoder_output RDM Spearman >= 0.999), layer
+outputs recorded by forward hooks and written batch by batch (memory is constant in N).
+
+Interrupted runs resume: rows are written to ``<out>.partial`` whose attribute ``rows_done``
+is updated after every batch; a later call with the same provenance (weights, probe set,
+preprocessing, dtypes) continues from there, anything else starts afresh. The final file
+appears by rename only when complete. Layout: docs/data-layout.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from tasksim import __version__
+from tasksim.io import open_h5, read_str, str_dataset
+from tasksim.preprocess import LOW_SAT_RANGE, network_input
+from tasksim.zoo import ModelSpec, record_layers
+
+log = logging.getLogger(__name__)
+
+PROVENANCE_KEYS = ("model", "weights_sha256", "probe_sha256", "preprocessing", "compute_dtype",
+                   "storage_dtype", "channels_last", "layers")
+
+
+def resolve_device(device: str) -> torch.device:
+    """``cpu``, ``cuda`` or ``auto`` (cuda if available) -> torch.device; cuda must exist."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("config key device is 'cuda' but torch sees no CUDA device")
+    return torch.device(device)
+
+
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast context for ``precision == 'bf16'``, else a no-op."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    if precision != "fp32":
+        raise ValueError(f"unknown precision {precision!r} (fp32 or bf16)")
+    return contextlib.nullcontext()
+
+
+def forward_layers(model: torch.nn.Module, layers: Mapping[str, str], x: torch.Tensor,
+                   precision: str = "fp32") -> dict[str, torch.Tensor]:
+    """One forward pass; float32 CPU copies of the recorded layer outputs (NCHW, contiguous)."""
+    with record_layers(model, layers) as store, torch.inference_mode(), autocast(precision, x.device):
+        model(x)
+    return {k: v.float().contiguous().cpu() for k, v in store.items()}
+
+
+def versions() -> dict[str, str]:
+    """Library versions recorded in every output file."""
+    return {"tasksim": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "h5py": h5py.__version__}
+
+
+def _compression(name: str) -> dict[str, Any]:
+    if name == "none":
+        return {}
+    if name == "gzip":
+        return {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+    if name == "lzf":
+        return {"compression": "lzf", "shuffle": True}
+    raise ValueError(f"unknown compression {name!r} (none, lzf, gzip)")
+
+
+def extract_activations(spec: ModelSpec, model: torch.nn.Module, probe_path: str | os.PathLike[str],
+                        out_path: str | os.PathLike[str], *, batch_size: int = 16,
+                        precision: str = "bf16", channels_last: bool = True,
+                        storage_dtype: str = "float16", compression: str = "lzf",
+                        weights_sha256: str | None = None, locking: bool | None = None,
+                        progress: bool = True,
+                        on_batch: Callable[[int], None] | None = None) -> Path:
+    """Extract the layers of ``spec`` for every probe image into ``out_path``.
+
+    ``model`` is the loaded model (already on its device). ``on_batch(rows_done)`` is called after
+    each batch is safely written (used to test interruption). Returns ``out_path``.
+    """
+    out_path = Path(out_path)
+    partial = out_path.with_name(out_path.name + ".partial")
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    with open_h5(probe_path, "r", locking) as pf:
+        n = int(pf["images"].shape[0])
+        ids = read_str(pf["ids"])
+        probe_sha = str(pf.attrs["content_sha256"])
+        res = int(pf.attrs["resolution"])
+        if spec.resolution and spec.resolution != res:
+            raise ValueError(f"model {spec.name} expects {spec.resolution}px input but probe file "
+                             f"{probe_path} holds {res}px images")
+        preprocessing = json.dumps({
+            "resolution": res, "crop": "centre square", "resize": "bilinear",
+            "range": [-1.0, 1.0], "low_saturation": spec.low_saturation,
+            "low_saturation_clip": list(LOW_SAT_RANGE) if spec.low_saturation else None})
+        prov = {"model": spec.name, "weights_sha256": weights_sha256 or spec.sha256 or "",
+                "probe_sha256": probe_sha, "preprocessing": preprocessing,
+                "compute_dtype": "bfloat16" if precision == "bf16" else "float32",
+                "storage_dtype": storage_dtype, "channels_last": bool(channels_last),
+                "layers": json.dumps(spec.layers, sort_keys=True)}
+        start = _resume_point(partial, prov, n, locking)
+        mode = "a" if start > 0 else "w"
+        if start == 0 and partial.exists():
+            partial.unlink()
+        with open_h5(partial, mode, locking) as f:
+            if start == 0:
+                f.attrs.update(prov)
+                f.attrs.update({"architecture": spec.builder, "n_images": n,
+                                "versions": json.dumps(versions()), "rows_done": 0})
+                str_dataset(f, "ids", ids)
+                f.create_group("layers")
+            else:
+                log.info("resuming %s at row %d of %d", partial, start, n)
+            bar = tqdm(total=n, initial=start, desc=f"extract {spec.name}", unit="img", disable=not progress)
+            for lo in range(start, n, batch_size):
+                hi = min(n, lo + batch_size)
+                x = network_input(pf["images"][lo:hi], spec.low_saturation, device, channels_last)
+                outs = forward_layers(model, spec.layers, x, precision)
+                for name, act in outs.items():
+                    arr = act.numpy().astype(storage_dtype)
+                    if name not in f["layers"]:
+                        f["layers"].create_dataset(name, shape=(n, *arr.shape[1:]), dtype=storage_dtype,
+                                                   chunks=(1, *arr.shape[1:]), **_compression(compression))
+                    f["layers"][name][lo:hi] = arr
+                f.attrs["rows_done"] = hi
+                f.flush()
+                bar.update(hi - lo)
+                if on_batch is not None:
+                    on_batch(hi)
+            bar.close()
+            missing = [name for name in spec.layers if name not in f["layers"]]
+            if missing:
+                raise RuntimeError(f"layers {missing} of model {spec.name} produced no output")
+    os.replace(partial, out_path)
+    return out_path
+
+
+def _resume_point(partial: Path, prov: Mapping[str, Any], n: int, locking: bool | None) -> int:
+    """Rows already written by an interrupted run with identical provenance, else 0."""
+    if not partial.exists():
+        return 0
+    try:
+        with open_h5(partial, "r", locking) as f:
+            same = all(f.attrs.get(k) == v for k, v in prov.items()) and int(f.attrs["n_images"]) == n
+            done = int(f.attrs.get("rows_done", 0))
+    except (OSError, KeyError) as err:
+        log.warning("ignoring unreadable partial file %s (%s)", partial, err)
+        return 0
+    return done if same and 0 < done < n else 0
+
+
+def read_layer(path: str | os.PathLike[str], layer: str, dtype: str = "float32",
+               locking: bool | None = None) -> np.ndarray:
+    """One layer of an activation file as ``[N, D]`` (flattened per image)."""
+    with open_h5(path, "r", locking) as f:
+        try:
+            ds = f["layers"][layer]
+        except KeyError:
+            raise KeyError(f"activation file {path} has no layer {layer!r}; "
+                           f"it has {sorted(f['layers'])}") from None
+        arr = ds[()]
+    return arr.reshape(arr.shape[0], -1).astype(dtype, copy=False)
