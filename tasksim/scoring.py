@@ -1,0 +1,232 @@
+"""Agreement of a task-similarity matrix with a transfer ground truth (METHODS.md, "How agreement
+with Taskonomy is scored").
+
+Conventions. A *similarity* is a DataFrame whose index and columns are canonical task names;
+entry ``[a, b]`` is the similarity of task ``a`` to task ``b``. For target ``t`` the methods are
+read column-wise, ``similarity.loc[candidates, t]`` (symmetric methods are unaffected). A
+*ground truth* is a source x target DataFrame as returned by
+:func:`tasksim.groundtruth.first_order_matrix` (higher = better transfer), entry ``[s, t]`` = the
+transfer from source ``s`` to target ``t``. Any other ground truth of the same form (e.g. an
+in-house mini-Taskonomy with different tasks) can be scored by passing the task sets explicitly;
+the paper sets are the defaults. Ties in a ranking are broken by the order of the candidate list
+(a stable sort).
+
+Two paper protocols:
+
+* **Attribution paper (Song et al. 2019)**: targets = :data:`ATTRIBUTION_TARGETS` (the 20 paper
+  tasks minus colorization and inpainting: 18); candidate sources = the other 19 of the 20 paper
+  tasks (:data:`ATTRIBUTION_SOURCES`); relevant = top-5 sources by first-order affinity in
+  ``all_affinities_16k.pkl`` (the target's own-encoder entry ``X__X`` excluded; ``self`` is not
+  a task); prediction = the K most similar other tasks; P@K = hits / K, R@K = hits / 5, averaged
+  over targets, K = 1..19 (:data:`K_VALUES`). Random baseline P@K = 5/19.
+* **DDS (Dwivedi et al. 2020)**: tasks = :data:`DDS_TASKS` (the 20 minus colorization,
+  inpainting, class_scene: 17). For each target, Spearman between the method's column and the
+  ground-truth column over the 17 sources, the target's own entry included: the method's
+  diagonal against Taskonomy's ``X__X`` (readout on X's own frozen encoder; ``groundtruth_self=
+  "own_encoder"``, default) or against ``self__X`` (the fully supervised network,
+  ``groundtruth_self="self"``). Score = mean over the 17 targets. Ground truth: unsuffixed
+  ``all_affinities.pkl`` (win-rate variant: ``wins_vs_pixels_16k.pkl``).
+
+Tree agreement: cophenetic correlation between two trees over their common tasks, and the
+adjusted Rand index of their 4-cluster partitions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from tasksim import tasks as _tasks
+from tasksim import trees as _trees
+
+__all__ = [
+    "ATTRIBUTION_SOURCES", "ATTRIBUTION_TARGETS", "DDS_TASKS", "N_RELEVANT", "K_VALUES",
+    "top_sources", "ranked_candidates", "hits_at_k", "precision_recall_at_k",
+    "oracle_precision_at_k", "random_precision_at_k", "dds_per_target", "dds_score",
+    "adjusted_rand_index", "cophenetic_correlation", "tree_agreement",
+]
+
+#: Candidate sources of the attribution protocol: the 20 paper tasks.
+ATTRIBUTION_SOURCES: tuple[str, ...] = _tasks.PAPER_TASKS
+#: The 18 targets of the attribution protocol (colorization and inpainting are never targets).
+ATTRIBUTION_TARGETS: tuple[str, ...] = tuple(
+    t for t in _tasks.PAPER_TASKS if t not in ("colorization", "inpainting"))
+#: The 17 tasks of the DDS protocol (also without class_scene, absent from all_affinities.pkl).
+DDS_TASKS: tuple[str, ...] = tuple(
+    t for t in _tasks.PAPER_TASKS if t not in ("colorization", "inpainting", "class_scene"))
+#: Number of relevant (ground-truth) sources per target.
+N_RELEVANT = 5
+#: K values of the attribution protocol: 1..19.
+K_VALUES: tuple[int, ...] = tuple(range(1, 20))
+
+
+def _ranked(values: np.ndarray, names: Sequence[str]) -> list[str]:
+    values = np.asarray(values, dtype=float)
+    if not np.isfinite(values).all():
+        bad = [n for n, v in zip(names, values) if not np.isfinite(v)]
+        raise ValueError(f"non-finite values for {bad}")
+    return [names[i] for i in np.argsort(-values, kind="stable")]
+
+
+def top_sources(groundtruth: pd.DataFrame, targets: Sequence[str] = ATTRIBUTION_TARGETS,
+                sources: Sequence[str] = ATTRIBUTION_SOURCES,
+                n: int = N_RELEVANT) -> dict[str, list[str]]:
+    """Relevant sources per target: the ``n`` best ``sources`` (target itself excluded) by ground truth."""
+    out = {}
+    for t in targets:
+        cand = [s for s in sources if s != t]
+        out[t] = _ranked(groundtruth.loc[cand, t].to_numpy(), cand)[:n]
+    return out
+
+
+def ranked_candidates(similarity: pd.DataFrame, target: str, candidates: Sequence[str]) -> list[str]:
+    """``candidates`` (target excluded) sorted by decreasing ``similarity.loc[c, target]``."""
+    cand = [c for c in candidates if c != target]
+    return _ranked(similarity.loc[cand, target].to_numpy(), cand)
+
+
+def hits_at_k(similarity: pd.DataFrame, groundtruth: pd.DataFrame,
+              targets: Sequence[str] = ATTRIBUTION_TARGETS,
+              sources: Sequence[str] = ATTRIBUTION_SOURCES, n_relevant: int = N_RELEVANT,
+              ks: Sequence[int] | None = None) -> pd.DataFrame:
+    """Targets x K DataFrame of hits: relevant sources among the method's top K other tasks.
+
+    ``ks`` defaults to 1..(len(sources) - 1) (= :data:`K_VALUES` for the paper sets).
+    """
+    ks = list(range(1, len(sources))) if ks is None else list(ks)
+    relevant = top_sources(groundtruth, targets, sources, n_relevant)
+    rows = []
+    for t in targets:
+        order = ranked_candidates(similarity, t, sources)
+        cum = np.cumsum([c in relevant[t] for c in order])
+        if max(ks) > len(order):
+            raise ValueError(f"K={max(ks)} exceeds the {len(order)} candidates of target {t}")
+        rows.append([int(cum[k - 1]) for k in ks])
+    return pd.DataFrame(rows, index=pd.Index(list(targets), name="target"),
+                        columns=pd.Index(ks, name="k"))
+
+
+def precision_recall_at_k(similarity: pd.DataFrame, groundtruth: pd.DataFrame,
+                          targets: Sequence[str] = ATTRIBUTION_TARGETS,
+                          sources: Sequence[str] = ATTRIBUTION_SOURCES,
+                          n_relevant: int = N_RELEVANT,
+                          ks: Sequence[int] | None = None) -> pd.DataFrame:
+    """Mean P@K (= hits/K) and R@K (= hits/n_relevant) over targets.
+
+    Returns a DataFrame indexed by K (name ``k``) with columns ``precision`` and ``recall``.
+    """
+    h = hits_at_k(similarity, groundtruth, targets, sources, n_relevant, ks)
+    k = np.asarray(h.columns, dtype=float)
+    return pd.DataFrame({"precision": (h / k).mean(axis=0).to_numpy(),
+                         "recall": (h / n_relevant).mean(axis=0).to_numpy()},
+                        index=pd.Index(h.columns, name="k"))
+
+
+def oracle_precision_at_k(groundtruth: pd.DataFrame, targets: Sequence[str] = ATTRIBUTION_TARGETS,
+                          sources: Sequence[str] = ATTRIBUTION_SOURCES,
+                          n_relevant: int = N_RELEVANT,
+                          ks: Sequence[int] | None = None) -> pd.Series:
+    """P@K of the ground-truth ranking itself (1 up to K = n_relevant, then n_relevant / K)."""
+    return precision_recall_at_k(groundtruth, groundtruth, targets, sources, n_relevant,
+                                 ks)["precision"]
+
+
+def random_precision_at_k(n_candidates: int = len(ATTRIBUTION_SOURCES) - 1,
+                          n_relevant: int = N_RELEVANT) -> float:
+    """Expected P@K of a random ranking, the same for every K: n_relevant / n_candidates (5/19)."""
+    return n_relevant / n_candidates
+
+
+def dds_per_target(similarity: pd.DataFrame, groundtruth: pd.DataFrame,
+                   tasks: Sequence[str] = DDS_TASKS,
+                   groundtruth_self: str = "own_encoder") -> pd.Series:
+    """Spearman, per target, between the method's column and the ground-truth column over ``tasks``.
+
+    The target's own entry is included: the method's diagonal ``similarity[t, t]`` against
+    ``groundtruth[t, t]`` (``X__X``, own frozen encoder; default) or against
+    ``groundtruth["self", t]`` (``groundtruth_self="self"``). Returns a Series indexed by target.
+    """
+    if groundtruth_self not in ("own_encoder", "self"):
+        raise ValueError(f"groundtruth_self must be 'own_encoder' or 'self', got {groundtruth_self!r}")
+    tasks = list(tasks)
+    out = {}
+    for t in tasks:
+        m = similarity.loc[tasks, t].to_numpy(dtype=float)
+        g = groundtruth.loc[tasks, t].to_numpy(dtype=float).copy()
+        if groundtruth_self == "self":
+            g[tasks.index(t)] = float(groundtruth.loc["self", t])
+        if not (np.isfinite(m).all() and np.isfinite(g).all()):
+            raise ValueError(f"non-finite entries in the column of target {t}")
+        out[t] = float(spearmanr(m, g).statistic)
+    return pd.Series(out, name="spearman").rename_axis("target")
+
+
+def dds_score(similarity: pd.DataFrame, groundtruth: pd.DataFrame,
+              tasks: Sequence[str] = DDS_TASKS, groundtruth_self: str = "own_encoder") -> float:
+    """Mean over targets of :func:`dds_per_target` (the DDS paper's agreement score)."""
+    return float(dds_per_target(similarity, groundtruth, tasks, groundtruth_self).mean())
+
+
+def adjusted_rand_index(a: Sequence, b: Sequence) -> float:
+    """Adjusted Rand index (Hubert & Arabie 1985) of two flat partitions of the same items.
+
+    1 for identical partitions (up to relabelling), about 0 for independent ones. Two trivial
+    identical partitions (all one cluster, or all singletons) give 1.
+    """
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError("partitions must be 1-D and of equal length")
+    n = a.size
+    _, ia = np.unique(a, return_inverse=True)
+    _, ib = np.unique(b, return_inverse=True)
+    table = np.zeros((ia.max() + 1, ib.max() + 1), dtype=np.int64)
+    np.add.at(table, (ia, ib), 1)
+
+    def pairs(x):
+        x = np.asarray(x, dtype=float)
+        return float((x * (x - 1) / 2).sum())
+
+    sum_ij = pairs(table)
+    sum_a, sum_b = pairs(table.sum(axis=1)), pairs(table.sum(axis=0))
+    total = n * (n - 1) / 2
+    expected = sum_a * sum_b / total if total else 0.0
+    maximum = (sum_a + sum_b) / 2
+    if maximum == expected:
+        return 1.0
+    return (sum_ij - expected) / (maximum - expected)
+
+
+def cophenetic_correlation(coph_a: pd.DataFrame, coph_b: pd.DataFrame) -> float:
+    """Pearson correlation of the upper triangles of two labelled cophenetic matrices over their common labels."""
+    common = [x for x in coph_a.index if x in set(coph_b.index)]
+    if len(common) < 3:
+        raise ValueError(f"need at least 3 common tasks, got {common}")
+    a = coph_a.loc[common, common].to_numpy(dtype=float)
+    b = coph_b.loc[common, common].to_numpy(dtype=float)
+    iu = np.triu_indices(len(common), 1)
+    return float(np.corrcoef(a[iu], b[iu])[0, 1])
+
+
+def tree_agreement(z_a: np.ndarray, labels_a: Sequence[str], z_b: np.ndarray,
+                   labels_b: Sequence[str], n_clusters: int = 4) -> dict[str, float]:
+    """Agreement of two trees (linkage matrices with leaf labels) over their common tasks.
+
+    ``cophenetic_correlation``: :func:`cophenetic_correlation` of the two cophenetic matrices.
+    ``adjusted_rand``: :func:`adjusted_rand_index` of the two ``n_clusters`` partitions
+    (:func:`tasksim.trees.cut` of each full tree, then restricted to the common tasks).
+    ``n_common``: number of common tasks.
+    """
+    la, lb = list(labels_a), list(labels_b)
+    ca = pd.DataFrame(_trees.cophenetic_matrix(z_a), index=la, columns=la)
+    cb = pd.DataFrame(_trees.cophenetic_matrix(z_b), index=lb, columns=lb)
+    common = [x for x in la if x in set(lb)]
+    pa = dict(zip(la, _trees.cut(z_a, n_clusters)))
+    pb = dict(zip(lb, _trees.cut(z_b, n_clusters)))
+    return {
+        "cophenetic_correlation": cophenetic_correlation(ca, cb),
+        "adjusted_rand": adjusted_rand_index([pa[x] for x in common], [pb[x] for x in common]),
+        "n_common": float(len(common)),
+    }
