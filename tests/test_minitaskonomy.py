@@ -1,0 +1,147 @@
+"""Tests of mini-Taskonomy: encoders, zoo checkpoints, win rates, AHP and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from tasksim import scenes
+from tasksim.io import sha256_file
+from tasksim.minitaskonomy import (BASELINES, BUILDER, ENCODER_LAYERS, MINI_TASKS, TASK_SPECS,
+                                   ahp_affinity, read_affinity_csv, to_taskonomy_dict,
+                                   train_encoder, train_task_encoder, train_transfers,
+                                   win_rate_matrix)
+from tasksim.minitaskonomy.data import per_image_loss, prepare_target
+from tasksim.minitaskonomy.models import n_parameters
+from tasksim.tasks import TASKS
+
+
+def test_seventeen_canonical_tasks_with_labels():
+    assert len(MINI_TASKS) == 17
+    assert set(MINI_TASKS) <= set(TASKS)
+    assert set(MINI_TASKS) == set(scenes.LABEL_TASKS)
+
+
+def test_encoder_builder_layers_and_size():
+    module, fn = BUILDER.split(":")
+    enc = getattr(importlib.import_module(module), fn)()
+    assert 50_000 < n_parameters(enc) < 90_000
+    seen = {}
+    hooks = [enc.get_submodule(n).register_forward_hook(
+        lambda m, i, o, n=n: seen.__setitem__(n, o.shape)) for n in ENCODER_LAYERS]
+    out = enc.eval()(torch.zeros(2, 3, 64, 64))
+    for h in hooks:
+        h.remove()
+    assert out.shape == (2, 8, 16, 16)
+    assert seen["encoder_output"] == (2, 8, 16, 16) and seen["block1"][0] == 2
+    assert list(seen) == list(ENCODER_LAYERS)  # recorded in forward order
+
+
+def test_win_rates_basic_properties():
+    rng = np.random.default_rng(0)
+    losses = rng.random((4, 50))
+    losses[3] = losses[0]  # a copy of source 0: every comparison is a tie
+    w = win_rate_matrix(losses)
+    np.testing.assert_allclose(np.diag(w), 0.5)
+    np.testing.assert_allclose(w + w.T, 1.0)
+    assert w[0, 3] == 0.5
+    better = np.stack([losses[0], losses[0] - 0.1])
+    np.testing.assert_allclose(win_rate_matrix(better), [[0.5, 0.0], [1.0, 0.5]])
+
+
+def test_ahp_recovers_consistent_weights():
+    w = np.array([0.5, 0.2, 0.2, 0.07, 0.03])
+    wins = w[:, None] / (w[:, None] + w[None, :])  # Bradley-Terry: W/(1-W) = w_a / w_b
+    np.testing.assert_allclose(ahp_affinity(wins), w / w.sum(), rtol=1e-9)
+    perm = np.array([3, 0, 4, 1, 2])
+    np.testing.assert_allclose(ahp_affinity(wins[np.ix_(perm, perm)]), w[perm], rtol=1e-9)
+
+
+def test_ahp_orders_sources_by_measured_losses():
+    rng = np.random.default_rng(1)
+    base = rng.random(200)
+    losses = np.stack([base + 0.3 * rng.random(200) * k for k in range(4)])  # source 0 best
+    a = ahp_affinity(win_rate_matrix(losses))
+    assert abs(a.sum() - 1) < 1e-12 and (a > 0).all()
+    assert list(np.argsort(-a)) == [0, 1, 2, 3]
+
+
+def test_taskonomy_spellings():
+    import pandas as pd
+    df = pd.DataFrame({"depth_zbuffer": [0.7, 0.3]}, index=["segment_semantic", "pixels"])
+    d = to_taskonomy_dict(df)
+    assert d == {"segmentsemantic_rb__rgb2depth": 0.7, "pixels__rgb2depth": 0.3}
+    assert all(isinstance(v, np.float64) for v in d.values())
+
+
+def test_targets_standardised_and_losses_per_image():
+    data = scenes.render_batch(6, 32, seed=2)
+    y, stats = prepare_target("normal", data)
+    assert y.shape == (6, 3, 16, 16)
+    np.testing.assert_allclose(y.mean((0, 2, 3)).numpy(), 0, atol=1e-5)
+    np.testing.assert_allclose(y.std((0, 2, 3), unbiased=False).numpy(), 1, atol=1e-4)
+    assert per_image_loss("normal", y, y).abs().max() == 0
+    # segment embedding loss: a one-hot embedding of the segment id (distance sqrt 2 > margin 1)
+    seg, _ = prepare_target("segment_unsup25d", data)
+    emb = torch.nn.functional.one_hot(seg, 32).permute(0, 3, 1, 2).float()
+    assert per_image_loss("segment_unsup25d", emb, seg).max() == 0
+    assert per_image_loss("segment_unsup25d", torch.zeros_like(emb), seg).min() > 0
+    cls, _ = prepare_target("class_object", data)
+    assert per_image_loss("class_object", torch.randn(6, 4), cls).shape == (6,)
+
+
+def test_training_is_seeded_and_learns():
+    torch.set_num_threads(1)
+    data = scenes.render_batch(48, 32, seed=4)
+    e1, _, hist = train_encoder("depth_zbuffer", data, epochs=3, seed=7, batch_size=16)
+    e2, _, _ = train_encoder("depth_zbuffer", data, epochs=3, seed=7, batch_size=16)
+    for (k, a), b in zip(e1.state_dict().items(), e2.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert hist[-1] < hist[0]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("mini")
+    train = scenes.render_split(root / "train.h5", 32, 32, seed=0, start=0)
+    transfer = scenes.render_split(root / "transfer.h5", 24, 32, seed=0, start=100)
+    test = scenes.render_split(root / "test.h5", 16, 32, seed=0, start=200)
+    tasks = ["depth_zbuffer", "edge_texture", "denoising"]
+    ckpts = {t: train_task_encoder(t, train, root / "zoo", epochs=1, seed=0, threads=1) for t in tasks}
+    paths = train_transfers(ckpts, transfer, test, root / "affinity", epochs=1, seed=0, threads=1)
+    return tasks, ckpts, paths
+
+
+def test_checkpoints_in_official_format(tiny_run):
+    tasks, ckpts, _ = tiny_run
+    for task, path in ckpts.items():
+        m = re.fullmatch(rf"{task}_encoder-([0-9a-f]{{64}})\.pth", path.name)
+        assert m and m.group(1) == sha256_file(path)
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+        assert set(obj) == {"state_dict"}
+        module, fn = BUILDER.split(":")
+        enc = getattr(importlib.import_module(module), fn)()
+        enc.load_state_dict(obj["state_dict"])  # strict: every key matches the builder
+
+
+def test_affinity_outputs(tiny_run):
+    tasks, _, paths = tiny_run
+    df = read_affinity_csv(paths["affinity"])
+    assert list(df.index) == tasks + list(BASELINES)
+    assert list(df.columns) == [t for t in MINI_TASKS if t in tasks]
+    np.testing.assert_allclose(df.sum(axis=0).to_numpy(), 1.0, atol=1e-8)
+    assert (df.to_numpy() > 0).all()
+    d = pickle.loads(paths["affinity_pkl"].read_bytes())
+    assert abs(d["rgb2depth__denoise"] - df.loc["depth_zbuffer", "denoising"]) < 1e-8
+    assert abs(sum(v for k, v in d.items() if k.endswith("__edge2d")) - 1) < 1e-8
+    losses = np.load(paths["losses"])
+    assert losses["depth_zbuffer"].shape == (len(tasks) + 2, 16)
+    wins = read_affinity_csv(paths["wins_vs_pixels"])
+    np.testing.assert_allclose(wins.loc["pixels"].to_numpy(), 0.5)
+    assert TASK_SPECS["denoising"].input == "noisy"
