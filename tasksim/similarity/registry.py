@@ -163,7 +163,7 @@ def _names(names: Sequence[str] | None, m: int) -> list[str]:
 def rsa_method(
     features: Sequence[Any], normalization: str = "center", distance: str = "pearson",
     compare: str = "spearman", block_columns: int = _rsa.DEFAULT_BLOCK_COLUMNS,
-    keep_rdms: bool = False, names: Sequence[str] | None = None,
+    keep_rdms: bool = False, names: Sequence[str] | None = None, compute_dtype: str | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """RSA: per-model RDM (streamed), then correlation of RDM upper triangles.
 
@@ -172,7 +172,8 @@ def rsa_method(
     rdms = []
     n_features = []
     for src in features:
-        stats = _rsa.accumulate_gram(_blocks(src, block_columns), normalization)  # type: ignore[arg-type]
+        stats = _rsa.accumulate_gram(_blocks(src, block_columns), normalization,  # type: ignore[arg-type]
+                                     compute_dtype)
         rdms.append(_rsa.rdm_from_gram(stats, distance))  # type: ignore[arg-type]
         n_features.append(stats.n_features)
     matrix = _rsa.rsa_matrix(rdms, compare)  # type: ignore[arg-type]
