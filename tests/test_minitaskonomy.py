@@ -145,3 +145,14 @@ def test_affinity_outputs(tiny_run):
     wins = read_affinity_csv(paths["wins_vs_pixels"])
     np.testing.assert_allclose(wins.loc["pixels"].to_numpy(), 0.5)
     assert TASK_SPECS["denoising"].input == "noisy"
+
+
+def test_pickle_form_parses_like_taskonomy_files(tiny_run):
+    """The written pickle goes through the same parser as the Taskonomy affinity files."""
+    groundtruth = pytest.importorskip("tasksim.groundtruth")
+    _, _, paths = tiny_run
+    df = read_affinity_csv(paths["affinity"])
+    raw = pickle.loads(paths["affinity_pkl"].read_bytes())
+    parsed = groundtruth.first_order_matrix(raw)
+    assert set(parsed.index) == set(df.index) and set(parsed.columns) == set(df.columns)
+    np.testing.assert_allclose(parsed.loc[df.index, df.columns].to_numpy(), df.to_numpy(), atol=1e-9)
