@@ -71,6 +71,8 @@ LABEL_TASKS: tuple[str, ...] = (
     "keypoints3d", "depth_zbuffer", "depth_euclidean", "normal", "reshading", "curvature",
     "segment_unsup2d", "segment_unsup25d", "segment_semantic", "class_object", "room_layout",
 )
+#: Tasks whose target is the clean rendered image (their inputs differ).
+RGB_TARGETS: tuple[str, ...] = ("autoencoding", "denoising", "colorization")
 #: Relative depth jump between neighbouring pixels on different primitives that marks an
 #: occlusion edge.
 OCCLUSION_JUMP = 0.05
@@ -526,8 +528,12 @@ def render_batch(n: int, size: int = 64, seed: int = 0, start: int = 0) -> dict[
     out: dict[str, list[np.ndarray]] = {}
     for i in range(start, start + n):
         for k, v in render_scene(seed, size, index=i).items():
-            out.setdefault(k, []).append(v)
-    return {k: np.stack(v) for k, v in out.items()}
+            if k not in RGB_TARGETS:
+                out.setdefault(k, []).append(v)
+    stacked = {k: np.stack(v) for k, v in out.items()}
+    for k in RGB_TARGETS:  # the clean image is their target: one shared array, not three copies
+        stacked[k] = stacked["rgb"]
+    return stacked
 
 
 def render_rgb(n: int, size: int = 256, seed: int = 0, start: int = 0) -> np.ndarray:
@@ -568,6 +574,9 @@ def write_scenes_h5(path: str | os.PathLike[str], data: dict[str, np.ndarray], s
                                      chunks=(1, s, s, 3), compression="gzip")
             for task in LABEL_TASKS:
                 if task not in data:
+                    continue
+                if task in RGB_TARGETS and data[task] is images:
+                    f[f"labels/{task}"] = f["images"]  # hard link: same dataset, stored once
                     continue
                 arr = data[task]
                 chunks = (1,) + arr.shape[1:] if arr.ndim > 1 else None
