@@ -224,3 +224,14 @@ def test_bad_arguments() -> None:
         accumulate_gram([])
     with pytest.raises(ValueError, match="number of images"):
         accumulate_gram([x, x[:4]])
+
+
+def test_default_blocks_cover_all_columns_once() -> None:
+    from tasksim.similarity.rsa import default_block_columns
+
+    assert default_block_columns(500) == 256 * 2**20 // (4 * 500)
+    x = np.arange(3 * 1000.0).reshape(3, 10, 100)
+    blocks = list(iter_column_blocks(x, 300))
+    assert [b.shape[1] for b in blocks] == [300, 300, 300, 100]
+    np.testing.assert_array_equal(np.hstack(blocks), x.reshape(3, -1))
+    assert len(list(iter_column_blocks(x))) == 1

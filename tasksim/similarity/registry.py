@@ -132,7 +132,7 @@ def resolve_source(source: Any) -> np.ndarray | Iterable[np.ndarray]:
     raise TypeError(f"unsupported feature source of type {type(source).__name__}")
 
 
-def _blocks(source: Any, block_columns: int) -> Iterator[np.ndarray] | Iterable[np.ndarray]:
+def _blocks(source: Any, block_columns: int | None) -> Iterator[np.ndarray] | Iterable[np.ndarray]:
     s = resolve_source(source)
     if isinstance(s, np.ndarray):
         if s.ndim < 2:
@@ -162,7 +162,7 @@ def _names(names: Sequence[str] | None, m: int) -> list[str]:
 @register("rsa")
 def rsa_method(
     features: Sequence[Any], normalization: str = "center", distance: str = "pearson",
-    compare: str = "spearman", block_columns: int = _rsa.DEFAULT_BLOCK_COLUMNS,
+    compare: str = "spearman", block_columns: int | None = None,
     keep_rdms: bool = False, names: Sequence[str] | None = None, compute_dtype: str | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """RSA: per-model RDM (streamed), then correlation of RDM upper triangles.
@@ -187,7 +187,7 @@ def rsa_method(
     return matrix, info
 
 
-def _centred_grams(features: Sequence[Any], block_columns: int) -> tuple[list[np.ndarray], list[int]]:
+def _centred_grams(features: Sequence[Any], block_columns: int | None) -> tuple[list[np.ndarray], list[int]]:
     grams, dims = [], []
     for src in features:
         stats = _rsa.accumulate_gram(_blocks(src, block_columns), "center")
@@ -198,7 +198,7 @@ def _centred_grams(features: Sequence[Any], block_columns: int) -> tuple[list[np
 
 @register("cka_linear")
 def cka_linear_method(
-    features: Sequence[Any], debiased: bool = False, block_columns: int = _rsa.DEFAULT_BLOCK_COLUMNS,
+    features: Sequence[Any], debiased: bool = False, block_columns: int | None = None,
     names: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Linear CKA (biased or debiased HSIC) from streamed Gram matrices."""
@@ -212,7 +212,7 @@ def cka_linear_method(
 @register("cka_rbf")
 def cka_rbf_method(
     features: Sequence[Any], threshold: float = 0.5, debiased: bool = False,
-    block_columns: int = _rsa.DEFAULT_BLOCK_COLUMNS, names: Sequence[str] | None = None,
+    block_columns: int | None = None, names: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """RBF CKA, bandwidth ``threshold`` x median pairwise distance per model."""
     grams, dims = _centred_grams(features, block_columns)

@@ -53,8 +53,9 @@ COMPARE_METHODS: tuple[str, ...] = ("spearman", "pearson", "kendall_taua")
 
 #: Relative threshold below which a row's variance (or squared norm) counts as zero.
 DEGENERATE_RTOL = 1e-6
-#: Default number of feature columns per block when streaming an in-memory array.
-DEFAULT_BLOCK_COLUMNS = 32768
+#: Default size of one float32 column block when streaming an in-memory array (bytes); large
+#: blocks amortise the per-block overhead, the block is the only float copy held.
+DEFAULT_BLOCK_BYTES = 256 * 2**20
 
 
 class DegenerateFeaturesError(ValueError):
@@ -224,12 +225,22 @@ def rdm_from_gram(stats: GramStats, distance: Distance = "pearson") -> np.ndarra
     return out
 
 
-def iter_column_blocks(x: np.ndarray, block_columns: int = DEFAULT_BLOCK_COLUMNS) -> Iterator[np.ndarray]:
-    """Yield column blocks ``[N, <=block_columns]`` of ``x`` flattened to ``[N, D]`` (views)."""
-    if block_columns < 1:
-        raise ValueError("block_columns must be >= 1")
+def default_block_columns(n_images: int, block_bytes: int = DEFAULT_BLOCK_BYTES) -> int:
+    """Columns per block so that one float32 block ``[n_images, b]`` takes about ``block_bytes``."""
+    return max(1, block_bytes // (4 * max(1, n_images)))
+
+
+def iter_column_blocks(x: np.ndarray, block_columns: int | None = None) -> Iterator[np.ndarray]:
+    """Yield column blocks ``[N, <=block_columns]`` of ``x`` flattened to ``[N, D]`` (views).
+
+    ``block_columns=None``: :func:`default_block_columns` (about 256 MiB of float32 per block).
+    """
     a = np.asarray(x)
     a = a.reshape(a.shape[0], -1)
+    if block_columns is None:
+        block_columns = default_block_columns(a.shape[0])
+    if block_columns < 1:
+        raise ValueError("block_columns must be >= 1")
     for start in range(0, a.shape[1], block_columns):
         yield a[:, start:start + block_columns]
 
@@ -246,7 +257,7 @@ def rdm(
     x: np.ndarray,
     normalization: Normalization = "center",
     distance: Distance = "pearson",
-    block_columns: int = DEFAULT_BLOCK_COLUMNS,
+    block_columns: int | None = None,
     compute_dtype: str | None = None,
 ) -> np.ndarray:
     """RDM ``[N, N]`` of in-memory features ``x [N, ...]`` (flattened per image).
