@@ -1,0 +1,25 @@
+# tasksim: task taxonomies from model similarity.
+#   snakemake --cores N                              real reproduction (config/config.yaml)
+#   snakemake --cores N --configfile config/demo.yaml   offline demo
+# Layout of every file: docs/data-layout.md. Configuration: config/README.md.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/zoo.smk"
+include: "workflow/rules/probe.smk"
+include: "workflow/rules/extract.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,53 @@
+# Shared helpers: validated config, paths, target lists. Rules only wire files together.
+import os
+
+from tasksim.config import model_names, validate_config
+
+_validated = validate_config(config)
+config.clear()
+config.update(_validated)
+
+DATA = config["data_dir"]
+RESULTS = config["results_dir"]
+LOGS = f"{RESULTS}/logs"
+BENCH = f"{RESULTS}/benchmarks"
+MODELS = model_names(config)
+PROBE = f"{DATA}/probe/{config['probe']['name']}.h5"
+STANDIN_MANIFEST = f"{DATA}/standin/SHA256SUMS"
+if config["standin"]["enabled"]:
+    config["taskonomy"]["weights_source"] = f"{DATA}/standin/"
+    config["taskonomy"]["weights_manifest"] = STANDIN_MANIFEST
+
+wildcard_constraints:
+    model="|".join(MODELS) if MODELS else "[^/]+",
+
+
+def gpu_resources():
+    """GPU resource request of network rules (extraction, attribution) when device is cuda."""
+    return 1 if config["device"] == "cuda" else 0
+
+
+def model_config(wildcards):
+    """The part of the config that defines one model (so params change only when it does)."""
+    m = wildcards.model
+    return {
+        "tasks": [m] if m in config["tasks"] else [],
+        "models": [e for e in config["models"] if e["name"] == m],
+        "taskonomy": config["taskonomy"],
+        "preprocessing": config["preprocessing"],
+    }
+
+
+def activation_file(model):
+    return f"{RESULTS}/activations/{model}.h5"
+
+
+def all_targets():
+    targets = [activation_file(m) for m in MODELS]
+    for extra in TARGET_HOOKS:
+        targets += extra()
+    return targets
+
+
+# Later rule files append functions returning their final outputs.
+TARGET_HOOKS = []

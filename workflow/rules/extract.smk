@@ -1,0 +1,25 @@
+# Activation extraction: one job per model, one HDF5 file per model.
+
+
+rule extract_activations:
+    input:
+        weights=f"{DATA}/weights/{{model}}.pth",
+        probe=PROBE,
+    output:
+        activations=f"{RESULTS}/activations/{{model}}.h5",
+    params:
+        model=model_config,
+        extraction=config["extraction"],
+        device=config["device"],
+        locking=config["hdf5_file_locking"],
+    log:
+        f"{LOGS}/extract_activations/{{model}}.log",
+    benchmark:
+        f"{BENCH}/extract_activations/{{model}}.tsv"
+    threads: config["extraction"]["threads"]
+    resources:
+        mem_mb=config["extraction"]["mem_mb"],
+        runtime=120,
+        gpu=gpu_resources(),
+    script:
+        "../../scripts/extract_activations.py"

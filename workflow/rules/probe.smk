@@ -1,0 +1,20 @@
+# Probe images, frozen once into an HDF5 probe file.
+
+
+rule probe_set:
+    output:
+        probe=PROBE,
+    params:
+        probe=config["probe"],
+        preprocessing=config["preprocessing"],
+        locking=config["hdf5_file_locking"],
+        cache=f"{DATA}/probe/{config['probe']['name']}_files",
+    log:
+        f"{LOGS}/probe_set.log",
+    benchmark:
+        f"{BENCH}/probe_set.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    script:
+        "../../scripts/probe_set.py"

@@ -1,0 +1,35 @@
+# Model zoo: stand-in weights (offline runs) and one verified download per model.
+
+
+rule standin_zoo:
+    output:
+        manifest=STANDIN_MANIFEST,
+    params:
+        tasks=config["tasks"],
+        standin=config["standin"],
+    log:
+        f"{LOGS}/standin_zoo.log",
+    benchmark:
+        f"{BENCH}/standin_zoo.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    script:
+        "../../scripts/standin_zoo.py"
+
+
+rule download_weights:
+    input:
+        manifest=STANDIN_MANIFEST if config["standin"]["enabled"] else [],
+    output:
+        weights=f"{DATA}/weights/{{model}}.pth",
+    params:
+        model=model_config,
+    log:
+        f"{LOGS}/download_weights/{{model}}.log",
+    retries: 2
+    resources:
+        mem_mb=500,
+        runtime=30,
+    script:
+        "../../scripts/download_weights.py"
