@@ -49,5 +49,35 @@ def all_targets():
     return targets
 
 
+ATTRIBUTION_KINDS = {
+    "attribution_saliency": "saliency",
+    "attribution_gradxinput": "gradxinput",
+    "attribution_elrp": "elrp",
+}
+
+
+def method_layers(method):
+    """Layers analysed by one similarity method."""
+    sim = config["similarity"]
+    if method == "rsa":
+        return sim["rsa"]["layers"]
+    if method in ("svcca", "pwcca"):
+        return sim["cca"]["layers"]
+    if method in ("cka_linear", "cka_rbf"):
+        return sim["cka"]["layers"]
+    if method in ATTRIBUTION_KINDS:
+        return ["input"]
+    raise ValueError(f"unknown similarity method {method!r}")
+
+
+def analyses():
+    """All (method, layer) pairs of the configuration, in config order."""
+    return [(m, layer) for m in config["similarity"]["methods"] for layer in method_layers(m)]
+
+
+def similarity_file(method, layer, ext="h5"):
+    return f"{RESULTS}/similarity/{method}/{layer}.{ext}"
+
+
 # Later rule files append functions returning their final outputs.
 TARGET_HOOKS = []
