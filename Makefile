@@ -1,0 +1,43 @@
+# The two commands of README.md. Both create .venv (Python >= 3.11) and install what they need.
+#   make demo   install everything and run the offline demo pipeline
+#   make test   install the test extras and run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+CORES  ?= 2
+# CPU build of PyTorch; an unpinned torch would pull several GB of CUDA packages.
+TORCH_SPEC  ?= torch==2.13.0
+TORCH_INDEX ?=
+BIN := $(VENV)/bin
+
+.PHONY: demo test install install-test report clean-demo
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "tasksim needs Python >= 3.11"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[cluster]"
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[test,cluster]"
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+demo: install
+	$(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml
+	$(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml --report results/demo/report.html
+	@echo "demo done: results/demo/ (report: results/demo/report.html)"
+
+test: install-test
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+report: install
+	$(BIN)/snakemake --cores $(CORES) --report report.html
+
+clean-demo:
+	rm -rf data/demo results/demo
