@@ -109,9 +109,11 @@ class _ReLURule(torch.autograd.Function):
         (out,) = ctx.saved_tensors
         state: LRPRuleState = ctx.state
         if state.rule == "gradient":
-            return grad * (out > 0).to(grad.dtype), None, None
-        ratio = _elrp_ratio(out, out, state.epsilon)
-        return (grad.to(ratio.dtype) * ratio).to(grad.dtype), None, None
+            return torch.ops.aten.threshold_backward(grad, out, 0), None, None
+        # out >= 0 everywhere, so DeepExplain's sign factor is +1: ratio = out / (out + eps)
+        o = out if out.dtype in (torch.float32, torch.float64) else out.float()
+        g = grad.to(o.dtype) * o / (o + state.epsilon)
+        return g.to(grad.dtype), None, None
 
 
 class _ElementwiseRule(torch.autograd.Function):
