@@ -17,6 +17,8 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/zoo.smk"
 include: "workflow/rules/probe.smk"
 include: "workflow/rules/extract.smk"
+include: "workflow/rules/similarity.smk"
+include: "workflow/rules/taxonomy.smk"
 
 
 rule all:

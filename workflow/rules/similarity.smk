@@ -1,0 +1,156 @@
+# Similarity engines: RDMs and RSA, SVCCA / PWCCA / CKA, attribution maps. One matrix per
+# (method, layer); methods, layers and options come from config["similarity"].
+
+SIM = config["similarity"]
+FEATURE_METHODS = [m for m in SIM["methods"] if m in ("svcca", "pwcca", "cka_linear", "cka_rbf")]
+ATTR_METHODS = [m for m in SIM["methods"] if m in ATTRIBUTION_KINDS]
+ATTR_KINDS = [ATTRIBUTION_KINDS[m] for m in ATTR_METHODS]
+
+
+def feature_options(method):
+    """Options of a feature method, as the registry functions take them."""
+    if method in ("svcca", "pwcca"):
+        c = SIM["cca"]
+        return {"keep": c["k"] if c["k"] else c["variance"], "conv_mode": c["mode"]}
+    c = SIM["cka"]
+    opts = {"debiased": c["debiased"]}
+    if method == "cka_rbf":
+        opts["threshold"] = c["rbf_threshold"]
+    return opts
+
+
+rule rdms:
+    input:
+        activations=f"{RESULTS}/activations/{{model}}.h5",
+    output:
+        rdms=f"{RESULTS}/rdms/{{model}}.h5",
+    params:
+        layers=SIM["rsa"]["layers"],
+        normalization=SIM["rsa"]["normalization"],
+        distance=SIM["rsa"]["distance"],
+        block_size=SIM["rsa"]["block_size"],
+        locking=config["hdf5_file_locking"],
+    log:
+        f"{LOGS}/rdms/{{model}}.log",
+    benchmark:
+        f"{BENCH}/rdms/{{model}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../../scripts/rdms.py"
+
+
+rule rsa_similarity:
+    input:
+        rdms=expand(f"{RESULTS}/rdms/{{model}}.h5", model=MODELS),
+    output:
+        h5=f"{RESULTS}/similarity/rsa/{{layer}}.h5",
+        csv=report(
+            f"{RESULTS}/similarity/rsa/{{layer}}.csv",
+            caption="../report/similarity.rst",
+            category="Similarity matrices",
+            subcategory="rsa",
+            labels={"method": "rsa", "layer": "{layer}"},
+        ),
+    params:
+        models=MODELS,
+        compare=SIM["rsa"]["comparison"],
+        options=SIM["rsa"],
+        locking=config["hdf5_file_locking"],
+    log:
+        f"{LOGS}/similarity/rsa/{{layer}}.log",
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../../scripts/rsa_similarity.py"
+
+
+rule feature_similarity:
+    input:
+        activations=expand(f"{RESULTS}/activations/{{model}}.h5", model=MODELS),
+    output:
+        h5=f"{RESULTS}/similarity/{{method}}/{{layer}}.h5",
+        csv=report(
+            f"{RESULTS}/similarity/{{method}}/{{layer}}.csv",
+            caption="../report/similarity.rst",
+            category="Similarity matrices",
+            subcategory="{method}",
+            labels={"method": "{method}", "layer": "{layer}"},
+        ),
+    wildcard_constraints:
+        method="svcca|pwcca|cka_linear|cka_rbf",
+    params:
+        models=MODELS,
+        options=lambda wc: feature_options(wc.method),
+        locking=config["hdf5_file_locking"],
+    log:
+        f"{LOGS}/similarity/{{method}}/{{layer}}.log",
+    benchmark:
+        f"{BENCH}/similarity/{{method}}/{{layer}}.tsv"
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=60,
+    script:
+        "../../scripts/feature_similarity.py"
+
+
+rule attribution_maps:
+    input:
+        weights=f"{DATA}/weights/{{model}}.pth",
+        probe=PROBE,
+    output:
+        maps=f"{RESULTS}/attributions/{{model}}.h5",
+    params:
+        model=model_config,
+        kinds=ATTR_KINDS,
+        attribution=SIM["attribution"],
+        device=config["device"],
+        locking=config["hdf5_file_locking"],
+    log:
+        f"{LOGS}/attribution_maps/{{model}}.log",
+    benchmark:
+        f"{BENCH}/attribution_maps/{{model}}.tsv"
+    threads: SIM["attribution"]["threads"]
+    resources:
+        mem_mb=6000,
+        runtime=240,
+        gpu=gpu_resources(),
+    script:
+        "../../scripts/attribution_maps.py"
+
+
+rule attribution_similarity:
+    input:
+        maps=expand(f"{RESULTS}/attributions/{{model}}.h5", model=MODELS),
+    output:
+        h5=f"{RESULTS}/similarity/{{method}}/input.h5",
+        csv=report(
+            f"{RESULTS}/similarity/{{method}}/input.csv",
+            caption="../report/similarity.rst",
+            category="Similarity matrices",
+            subcategory="{method}",
+            labels={"method": "{method}", "layer": "input"},
+        ),
+    wildcard_constraints:
+        method="attribution_saliency|attribution_gradxinput|attribution_elrp",
+    params:
+        models=MODELS,
+        kind=lambda wc: ATTRIBUTION_KINDS[wc.method],
+        options=SIM["attribution"],
+        locking=config["hdf5_file_locking"],
+    log:
+        f"{LOGS}/similarity/{{method}}/input.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../../scripts/attribution_similarity.py"
+
+
+TARGET_HOOKS.append(lambda: [similarity_file(m, layer) for m, layer in analyses()])
