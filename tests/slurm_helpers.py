@@ -193,6 +193,7 @@ class SnakemakeLog:
     """What a Snakemake (9.x) log says about its jobs."""
 
     jobs: dict[int, tuple[str, tuple[str, ...]]] = field(default_factory=dict)  # jobid -> (rule, outputs)
+    resources: dict[int, dict[str, str]] = field(default_factory=dict)  # jobid -> resources line
     submitted: dict[int, str] = field(default_factory=dict)  # jobid -> SLURM jobid
     finished: list[int] = field(default_factory=list)
     stats_total: int | None = None
@@ -211,6 +212,10 @@ class SnakemakeLog:
             out = re.search(r"^    output: (.*)$", body, re.M)
             outputs = tuple(o.strip() for o in out.group(1).split(",")) if out else ()
             res.jobs[int(jid.group(1))] = (rule, outputs)
+            rl = re.search(r"^    resources: (.*)$", body, re.M)
+            res.resources[int(jid.group(1))] = dict(
+                kv.strip().split("=", 1) for kv in (rl.group(1).split(",") if rl else []) if "=" in kv
+            )
         for jid, sid in re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", text):
             res.submitted[int(jid)] = sid
         res.finished = [int(j) for j in re.findall(r"Finished jobid: (\d+) ", text)]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from slurm_helpers import (
     jobs_in_dir,
     recorded_pids,
     run_snakemake,
+    snakemake_env,
     start_snakemake,
     stop_pids,
     tree_files,
@@ -267,6 +269,29 @@ def test_gpu_profile_is_slurm_profile_plus_gpu_settings():
     assert {k: gpu[k] for k in cpu} == cpu
     assert gpu["config"] == {"device": "cuda"}
     assert gpu["set-resources"] and all(r.get("gpu", 0) >= 1 for r in gpu["set-resources"].values())
+
+
+GPU_RULES = {"extract_activations", "attribution_maps"}  # the pipeline's network rules
+
+
+@pytest.mark.skipif(not (REPO / "config" / "demo.yaml").exists(), reason="no demo config yet")
+@pytest.mark.parametrize("profile, gpu", [("slurm", "0"), ("slurm-gpu", "1")])
+def test_gpu_profile_requests_gpus_for_network_rules_only(profile, gpu):
+    """Dry run of the real demo DAG from the repository root (no Slurm needed)."""
+    assert set(_profile("slurm-gpu")["set-resources"]) == GPU_RULES
+    # -n --forceall: list every job of the demo without touching results
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--profile", f"profiles/{profile}",
+         "--configfile", "config/demo.yaml", "-n", "--forceall"],
+        cwd=REPO, capture_output=True, text=True, timeout=300, env=snakemake_env(),
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    log = SnakemakeLog.parse(proc.stdout + proc.stderr)
+    rules = {rule for rule, _ in log.jobs.values()}
+    assert GPU_RULES <= rules, rules
+    for j, (rule, _) in log.jobs.items():
+        want = gpu if rule in GPU_RULES else "0"
+        assert log.resources[j].get("gpu", "0") == want, (rule, log.resources[j])
 
 
 def test_slurm_profile_settings_needed_without_slurmdbd():
