@@ -1,0 +1,20 @@
+"""Rule summary: one table of all methods x layers x protocols (CSV and Markdown)."""
+import json
+
+from tasksim import taxonomy as tx
+from tasksim.io import atomic_path
+from tasksim.snakeutils import setup
+
+log = setup(snakemake)  # noqa: F821
+sm = snakemake  # noqa: F821
+results = []
+for path in sm.input.scores:
+    with open(path) as fh:
+        results.append(json.load(fh))
+table = tx.summary_table(results)
+with atomic_path(sm.output.csv, suffix=".csv") as tmp:
+    table.to_csv(tmp, index=False, float_format="%.6g")
+md = tx.summary_markdown(table, f"Agreement with the transfer ground truth ({sm.params.run})")
+with atomic_path(sm.output.md, suffix=".md") as tmp:
+    tmp.write_text(md)
+log.info("%d rows -> %s", len(table), sm.output.csv)
