@@ -25,7 +25,10 @@ is taken first), giving ``N x H x W``.
 Cost: one forward pass and two input-only backward passes per batch (parameters stay frozen):
 the graph recorded under :func:`epsilon_lrp_rules` serves both rules, the rule being chosen when
 the backward pass runs (first the ordinary gradient, for saliency and gradient*input, then
-epsilon-LRP).
+epsilon-LRP). On CPU, pass the model through :func:`fold_batchnorm` once (batch norm folded into
+the convolutions; same maps up to rounding) and keep it and the images in the default
+contiguous memory format: channels_last makes the backward passes slower on CPU, and bfloat16
+autocast gives maps that disagree with float32 (see ``benchmarks/bench_attribution.py``).
 
 Storage: :func:`to_float16` rescales every image's map by its largest absolute value before the
 cast, so float16 neither underflows nor overflows whatever the model's gradient magnitude;
@@ -112,7 +115,9 @@ class _ReLURule(torch.autograd.Function):
             return torch.ops.aten.threshold_backward(grad, out, 0), None, None
         # out >= 0 everywhere, so DeepExplain's sign factor is +1: ratio = out / (out + eps)
         o = out if out.dtype in (torch.float32, torch.float64) else out.float()
-        g = grad.to(o.dtype) * o / (o + state.epsilon)
+        g = o + state.epsilon  # one buffer, updated in place: out / (out + eps) * grad
+        torch.div(o, g, out=g)
+        g.mul_(grad)
         return g.to(grad.dtype), None, None
 
 
@@ -236,6 +241,27 @@ def model_device(model: nn.Module) -> torch.device:
     for t in model.buffers():
         return t.device
     return torch.device("cpu")
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """Copy of an eval-mode model with every Conv -> BatchNorm pair folded into the convolution.
+
+    Uses ``torch.fx.experimental.optimization.fuse`` (the model must be symbolically traceable,
+    as ``TaskonomyEncoder`` is); the original model is not modified. In eval mode batch norm is
+    a per-channel affine map, so the folded network computes the same function (up to float
+    rounding) with the same pre-activations at every nonlinearity, hence the same saliency,
+    gradient*input and epsilon-LRP maps, while skipping the batch-norm forward and backward
+    passes. Parameters of the copy do not require grad.
+    """
+    if model.training:
+        raise ValueError("fold_batchnorm needs the model in eval mode (call model.eval())")
+    from torch.fx.experimental.optimization import fuse
+
+    folded = fuse(model, inplace=False)
+    folded.eval()
+    for p in folded.parameters():
+        p.requires_grad_(False)
+    return folded
 
 
 def raw_attributions(model: nn.Module, images: Tensor, methods: Sequence[str] = METHODS,

@@ -17,6 +17,7 @@ from tasksim.attribution import (
     attribution_maps,
     cosine_similarity_matrix,
     epsilon_lrp_rules,
+    fold_batchnorm,
     per_image_cosine,
     raw_attributions,
     to_float16,
@@ -256,9 +257,8 @@ def encoder() -> nn.Module:
     return enc
 
 
-def test_model_unchanged_and_gradient_rule_matches_autograd() -> None:
-    torch.manual_seed(1)
-    enc = TaskonomyEncoder(normalize_outputs=False)
+def test_model_unchanged_and_gradient_rule_matches_autograd(encoder: nn.Module) -> None:
+    enc = encoder
     x = smooth_images(2, 64, seed=3)
 
     def native_grad() -> torch.Tensor:
@@ -323,6 +323,25 @@ def test_shuffled_weights_score_clearly_lower(encoder: nn.Module,
         np.testing.assert_allclose(matrix[0, 1], 1.0, atol=1e-6)
         # saliency maps are nonnegative, so unrelated maps still have a positive cosine
         assert matrix[0, 2] < (0.9 if m == "saliency" else 0.3), (m, matrix)
+
+
+def test_fold_batchnorm_gives_same_maps_and_leaves_model_alone(encoder: nn.Module) -> None:
+    x = smooth_images(2, 64, seed=9)
+    n_bn = sum(isinstance(m, nn.BatchNorm2d) for m in encoder.modules())
+    state_before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    folded = fold_batchnorm(encoder)
+    assert n_bn == 54 and not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in encoder.modules()) == n_bn
+    for k, v in encoder.state_dict().items():
+        assert torch.equal(v, state_before[k]), k
+    with torch.no_grad():
+        ref = encoder(x)
+        torch.testing.assert_close(folded(x), ref, atol=1e-4 * float(ref.abs().max()), rtol=1e-4)
+    a, b = attribution_maps(encoder, x), attribution_maps(folded, x)
+    for m in METHODS:
+        assert (per_image_cosine(a[m], b[m]) > 0.999).all(), m
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batchnorm(tiny_convnet().train())
 
 
 # ----------------------------------------------------------------------------------------------
