@@ -53,7 +53,7 @@ def group_colour(name: str) -> str:
     return GROUP_COLOURS.get(g, GROUP_COLOURS["other"])
 
 
-def _group_legend(fig: Figure, names: Sequence[str]) -> None:
+def _group_legend(fig: Figure, names: Sequence[str], title: str = "task group (label colour)") -> None:
     used = []
     for n in names:
         g = _tasks.group(n) or "other"
@@ -61,7 +61,7 @@ def _group_legend(fig: Figure, names: Sequence[str]) -> None:
             used.append(g)
     order = [g for g in GROUP_COLOURS if g in used]
     fig.legend(handles=[Patch(color=GROUP_COLOURS[g], label=_GROUP_TITLES[g]) for g in order],
-               title="task group (label colour)", loc="outside lower center", ncols=len(order),
+               title=title, loc="outside lower center", ncols=len(order),
                frameon=False)
 
 
@@ -246,14 +246,14 @@ def target_scatter(sim: pd.DataFrame, groundtruth: pd.DataFrame, targets: Sequen
         rho = spearmanr(xv, yv).statistic if len(src) > 2 else float("nan")
         ax.set_title(f"target: {_tasks.display_name(t)}\nrho = {rho:.2f}", fontsize=8)
         ax.tick_params(labelsize=6)
+        ax.set_xlabel("similarity of source to target", fontsize=7)
         ax.grid(alpha=0.3)
     for ax in axes[len(targets):]:
         ax.set_visible(False)
-    fig.supxlabel("method similarity of source to target")
     fig.supylabel(f"{gt_label} (source -> target)")
     fig.suptitle(title + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
     names = list(dict.fromkeys(sources))
-    _group_legend(fig, names)
+    _group_legend(fig, names, "source task group (point colour)")
     return fig
 
 
