@@ -28,7 +28,7 @@ from tqdm import tqdm
 from tasksim import __version__
 from tasksim.io import open_h5, read_str, str_dataset
 from tasksim.preprocess import LOW_SAT_RANGE, network_input
-from tasksim.zoo import ModelSpec, record_layers
+from tasksim.zoo import TASKONOMY_FP32_MODULES, ModelSpec, record_layers
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,37 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
     return contextlib.nullcontext()
 
 
+@contextlib.contextmanager
+def fp32_islands(model: torch.nn.Module, names: tuple[str, ...]):
+    """Run the named submodules in float32 even inside a bf16 autocast region."""
+    originals = {}
+    for name in names:
+        try:
+            mod = model.get_submodule(name)
+        except AttributeError:
+            continue
+        originals[name] = mod.forward
+
+        def fwd(*args, _orig=mod.forward, **kwargs):
+            with torch.autocast(device_type=args[0].device.type, enabled=False):
+                return _orig(*(a.float() if torch.is_tensor(a) else a for a in args), **kwargs)
+
+        mod.forward = fwd
+    try:
+        yield model
+    finally:
+        for name, orig in originals.items():
+            model.get_submodule(name).forward = orig
+
+
 def forward_layers(model: torch.nn.Module, layers: Mapping[str, str], x: torch.Tensor,
-                   precision: str = "fp32") -> dict[str, torch.Tensor]:
-    """One forward pass; float32 CPU copies of the recorded layer outputs (NCHW, contiguous)."""
-    with record_layers(model, layers) as store, torch.inference_mode(), autocast(precision, x.device):
+                   precision: str = "fp32", fp32_modules: tuple[str, ...] = TASKONOMY_FP32_MODULES
+                   ) -> dict[str, torch.Tensor]:
+    """One forward pass; float32 CPU copies of the recorded layer outputs (NCHW, contiguous).
+
+    Under ``precision='bf16'`` the modules named in ``fp32_modules`` run in float32."""
+    islands = fp32_islands(model, fp32_modules) if precision == "bf16" else contextlib.nullcontext()
+    with record_layers(model, layers) as store, torch.inference_mode(), islands, autocast(precision, x.device):
         model(x)
     return {k: v.float().contiguous().cpu() for k, v in store.items()}
 

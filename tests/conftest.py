@@ -1,0 +1,53 @@
+"""Shared fixtures: paths, the ../shared folder, a small stand-in zoo and probe set."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def snakemake_exe() -> str:
+    """The snakemake executable of this interpreter's environment."""
+    exe = Path(os.sys.executable).with_name("snakemake")
+    return str(exe) if exe.exists() else (shutil.which("snakemake") or "snakemake")
+
+
+@pytest.fixture(scope="session")
+def shared_taskonomy() -> Path:
+    path = SHARED / "taskonomy"
+    if not path.is_dir():
+        pytest.skip(f"../shared/taskonomy not found at {path} (Taskonomy ground-truth files)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def standin_zoo(tmp_path_factory) -> Path:
+    """Three stand-in Taskonomy checkpoints (normal and depth_zbuffer in one group)."""
+    from tasksim.zoo import write_standin_zoo
+
+    out = tmp_path_factory.mktemp("standin")
+    write_standin_zoo(["normal", "depth_zbuffer", "edge_texture"], out, seed=0,
+                      groups={"g": ["normal", "depth_zbuffer"]}, perturbation=0.05)
+    return out
+
+
+@pytest.fixture(scope="session")
+def scene_probe(tmp_path_factory) -> Path:
+    """A probe file of 6 generated 256 px scenes."""
+    from tasksim.probe import write_probe
+    from tasksim.scenes import render_rgb
+
+    imgs = render_rgb(6, 256, seed=3)
+    path = tmp_path_factory.mktemp("probe") / "scenes.h5"
+    write_probe(path, [f"scene_{i:06d}" for i in range(6)], list(imgs), 6, 256, "generated:seed=3")
+    return path
+
+
+def rng_images(n: int, size: int, seed: int = 0) -> np.ndarray:
+    return (np.random.default_rng(seed).random((n, size, size, 3)) * 255).astype(np.uint8)

@@ -1,0 +1,97 @@
+"""Configuration: schema defaults and descriptions, errors naming keys, task-name mapping."""
+import pytest
+import yaml
+
+from tasksim.config import ConfigError, load_config, load_schema, validate_config
+from tasksim.tasks import PAPER_TASKS, TASKS, canonical
+
+from conftest import REPO, SHARED
+
+
+def _walk(schema, path="config"):
+    if schema.get("type") == "object" or "properties" in schema:
+        for key, sub in schema.get("properties", {}).items():
+            yield f"{path}.{key}", sub
+            yield from _walk(sub, f"{path}.{key}")
+    items = schema.get("items")
+    if isinstance(items, dict) and "properties" in items:
+        yield from _walk(items, f"{path}[]")
+
+
+def test_schema_is_draft_2020_12_and_every_key_has_description_and_default():
+    schema = load_schema()
+    assert schema["$schema"].endswith("draft/2020-12/schema")
+    for where, sub in _walk(schema):
+        assert sub.get("description"), f"{where} has no description"
+        in_required_item = "[]" in where and where.rsplit(".", 1)[-1] in {"name", "builder", "weights", "layers"}
+        assert "default" in sub or in_required_item, f"{where} has no default"
+
+
+def test_defaults_are_the_paper_settings():
+    cfg = validate_config({})
+    assert cfg["tasks"] == list(PAPER_TASKS)
+    assert cfg["probe"]["n_images"] == 500 and cfg["preprocessing"]["resolution"] == 256
+    assert cfg["similarity"]["rsa"]["normalization"] == "center"
+    assert cfg["similarity"]["rsa"]["distance"] == "pearson"
+    assert cfg["similarity"]["rsa"]["comparison"] == "spearman"
+    assert cfg["similarity"]["attribution"]["epsilon"] == 1e-4
+
+
+def test_real_config_is_the_20_task_reproduction():
+    cfg = load_config(REPO / "config" / "config.yaml")
+    assert cfg["tasks"] == list(PAPER_TASKS) and len(cfg["tasks"]) == 20
+    assert cfg["probe"]["source"] == "urls" and cfg["probe"]["n_images"] == 500
+    assert not cfg["standin"]["enabled"]
+
+
+def test_unknown_task_fails_with_the_list_of_valid_names():
+    with pytest.raises(ConfigError) as err:
+        validate_config({"tasks": ["normal", "rgb2depthh"]})
+    msg = str(err.value)
+    assert "rgb2depthh" in msg and "depth_zbuffer" in msg and "segment_unsup25d" in msg
+
+
+def test_old_and_new_names_map_to_one_canonical_spelling():
+    cfg = validate_config({"tasks": ["rgb2depth", "rgb2sfnorm", "segmentsemantic", "edge_texture"]})
+    assert cfg["tasks"] == ["depth_zbuffer", "normal", "segment_semantic", "edge_texture"]
+    with pytest.raises(ConfigError, match="twice"):
+        validate_config({"tasks": ["rgb2depth", "depth_zbuffer"]})
+
+
+def test_wrong_type_names_the_key(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump({"extraction": {"batch_size": "many"}}))
+    with pytest.raises(ConfigError, match=r"c.yaml.*extraction.batch_size"):
+        load_config(p)
+    p.write_text(yaml.safe_dump({"similarity": {"methods": ["rsa", "magic"]}}))
+    with pytest.raises(ConfigError, match="similarity.methods"):
+        load_config(p)
+    p.write_text("tasks: [a\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(p)
+
+
+def test_mapping_round_trips_for_every_spelling():
+    for t in TASKS.values():
+        for spelling in (t.name, t.taskbank_name, t.pickle_name, t.name.upper()):
+            assert canonical(spelling) == t.name
+
+
+@pytest.mark.shared
+def test_mapping_agrees_with_shared_task_names_csv():
+    import csv
+
+    path = SHARED / "taskonomy" / "task_names.csv"
+    if not path.exists():
+        pytest.skip(f"{path} not found (../shared beside the checkout)")
+    rows = [r for r in csv.DictReader(path.open()) if r["visualpriors_new_name"]]
+    assert len(rows) == 25
+    for r in rows:
+        t = TASKS[r["visualpriors_new_name"]]
+        assert t.taskbank_name == r["taskbank_name"]
+        assert t.pickle_name == r["affinity_pickle_name"]
+        assert t.display_name == r["display_name"]
+        assert (t.group or "") == r["rsa_attr_task_group"]
+        assert (t.name in PAPER_TASKS) == (r["in_20_task_rsa_attr_list"] == "True")
+        if r["index_in_20_task_list"]:
+            assert PAPER_TASKS[int(r["index_in_20_task_list"])] == t.name

@@ -1,0 +1,104 @@
+"""Activation extraction: HDF5 layout and attributes, resume, fast path vs fp32 agreement."""
+import json
+
+import h5py
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from tasksim.config import validate_config
+from tasksim.extract import extract_activations
+from tasksim.similarity.rsa import rdm, upper_triangle
+from tasksim.zoo import load_model, model_specs
+
+
+def _spec_model(standin_zoo, task="normal"):
+    cfg = validate_config({"tasks": [task], "taskonomy": {
+        "weights_source": str(standin_zoo), "weights_manifest": str(standin_zoo / "SHA256SUMS")}})
+    spec = model_specs(cfg)[task]
+    return spec, load_model(spec, spec.weights)
+
+
+def test_layout_and_attributes(standin_zoo, scene_probe, tmp_path):
+    spec, model = _spec_model(standin_zoo)
+    out = extract_activations(spec, model, scene_probe, tmp_path / "normal.h5", batch_size=4,
+                              progress=False)
+    with h5py.File(out) as f, h5py.File(scene_probe) as p:
+        assert [s.decode() for s in f["ids"][()]] == [s.decode() for s in p["ids"][()]]
+        shapes = {k: v.shape for k, v in f["layers"].items()}
+        assert shapes == {"block1": (6, 256, 32, 32), "block2": (6, 512, 16, 16),
+                          "block3": (6, 1024, 16, 16), "block4": (6, 2048, 16, 16),
+                          "encoder_output": (6, 8, 16, 16)}
+        eo = f["layers"]["encoder_output"]
+        assert eo.shape == (6, 8, 16, 16) and eo.chunks == (1, 8, 16, 16) and eo.compression == "lzf"
+        assert eo.dtype == np.float16
+        a = f.attrs
+        assert a["weights_sha256"] == spec.sha256 and a["probe_sha256"] == p.attrs["content_sha256"]
+        assert json.loads(a["preprocessing"])["low_saturation"] is True
+        assert a["compute_dtype"] == "bfloat16" and a["storage_dtype"] == "float16"
+        assert {"torch", "numpy", "h5py", "tasksim"} <= set(json.loads(a["versions"]))
+    assert not (tmp_path / "normal.h5.partial").exists()
+
+
+def test_interrupted_extraction_resumes_and_matches(standin_zoo, scene_probe, tmp_path):
+    spec, model = _spec_model(standin_zoo)
+    ref = extract_activations(spec, model, scene_probe, tmp_path / "ref.h5", batch_size=2,
+                              precision="fp32", progress=False)
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_after_first(rows):
+        if rows == 2:
+            raise Interrupt
+
+    out = tmp_path / "out.h5"
+    with pytest.raises(Interrupt):
+        extract_activations(spec, model, scene_probe, out, batch_size=2, precision="fp32",
+                            progress=False, on_batch=stop_after_first)
+    assert not out.exists()  # no corrupt final file
+    seen = []
+    extract_activations(spec, model, scene_probe, out, batch_size=2, precision="fp32",
+                        progress=False, on_batch=seen.append)
+    assert seen == [4, 6]  # resumed after the first batch
+    with h5py.File(ref) as a, h5py.File(out) as b:
+        for k in a["layers"]:
+            np.testing.assert_array_equal(a["layers"][k][()], b["layers"][k][()])
+
+
+def test_changed_provenance_restarts_instead_of_resuming(standin_zoo, scene_probe, tmp_path):
+    spec, model = _spec_model(standin_zoo)
+
+    def stop(rows):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "o.h5"
+    with pytest.raises(KeyboardInterrupt):
+        extract_activations(spec, model, scene_probe, out, batch_size=2, precision="fp32",
+                            progress=False, on_batch=stop)
+    seen = []
+    extract_activations(spec, model, scene_probe, out, batch_size=2, precision="bf16",
+                        progress=False, on_batch=seen.append)
+    assert seen == [2, 4, 6]
+
+
+def test_fast_path_agrees_with_fp32(standin_zoo, tmp_path):
+    """bf16 + channels_last (fast path) vs fp32: encoder_output RDM Spearman >= 0.999 (scenes)."""
+    from tasksim.probe import write_probe
+    from tasksim.scenes import render_rgb
+
+    imgs = render_rgb(12, 256, seed=11)
+    probe = tmp_path / "p.h5"
+    write_probe(probe, [f"s{i}" for i in range(12)], list(imgs), 12, 256, "generated:seed=11")
+    for task in ("normal", "edge_texture"):
+        spec, model = _spec_model(standin_zoo, task)
+        fast = extract_activations(spec, model, probe, tmp_path / f"{task}_fast.h5", batch_size=6,
+                                   precision="bf16", channels_last=True, progress=False)
+        slow = extract_activations(spec, model, probe, tmp_path / f"{task}_fp32.h5", batch_size=1,
+                                   precision="fp32", channels_last=False, storage_dtype="float32",
+                                   progress=False)
+        with h5py.File(fast) as a, h5py.File(slow) as b:
+            ra = rdm(a["layers"]["encoder_output"][()].astype(np.float64))
+            rb = rdm(b["layers"]["encoder_output"][()].astype(np.float64))
+        rho = spearmanr(upper_triangle(ra), upper_triangle(rb))[0]
+        assert rho >= 0.999, f"{task}: fast path RDM Spearman {rho:.5f} < 0.999"
