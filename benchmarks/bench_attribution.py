@@ -3,9 +3,10 @@
 Same TaskonomyEncoder (raw code, ``normalize_outputs=False``), same batch size, 256 x 256 input,
 ``torch.set_num_threads(2)``. Both paths are timed interleaved in every round (the CPU is shared
 with other jobs, so interleaving keeps the comparison fair); the median over rounds is reported.
-Variants: fp32 (contiguous), fp32 channels_last, bf16 autocast (channels_last). For bf16 the
-per-image cosine of its maps with the fp32 maps is printed: bf16 attribution is acceptable only
-if every cosine is >= 0.999.
+Variants: fp32 (contiguous), fp32 channels_last, fp32 with batch norm folded into the convolutions
+(``fold_batchnorm``), the latter in channels_last (forward only), and bf16 autocast in channels_last
+(forward timed; its maps only checked). For every variant the per-image cosine of its maps with the
+fp32 maps is printed: a variant is acceptable for attribution only if every cosine is >= 0.999.
 
 Weights: random initialisation with batch-norm statistics calibrated on structured images (so
 activations are not degenerate), or a checkpoint given with ``--weights`` (``{'state_dict': ...}``).
@@ -25,7 +26,7 @@ import torch
 from torch import nn
 from visualpriors.taskonomy_network import TaskonomyEncoder
 
-from tasksim.attribution import attribution_maps, per_image_cosine
+from tasksim.attribution import attribution_maps, fold_batchnorm, per_image_cosine
 
 
 def smooth_images(n: int, size: int, seed: int) -> torch.Tensor:
@@ -89,12 +90,17 @@ def main() -> None:
 
     base = build_encoder(args.weights)
     cl = copy.deepcopy(base).to(memory_format=torch.channels_last)
+    folded = fold_batchnorm(base)
+    folded_cl = copy.deepcopy(folded).to(memory_format=torch.channels_last)
     x = smooth_images(args.batch, args.size, seed=7)
     x_cl = x.contiguous(memory_format=torch.channels_last)
-    variants: dict[str, tuple[nn.Module, torch.Tensor, torch.dtype | None]] = {
-        "fp32": (base, x, None),
-        "fp32+channels_last": (cl, x_cl, None),
-        "bf16+channels_last": (cl, x_cl, torch.bfloat16),
+    # name -> (model, input, autocast dtype, time forward-only, time attribution)
+    variants: dict[str, tuple[nn.Module, torch.Tensor, torch.dtype | None, bool, bool]] = {
+        "fp32": (base, x, None, True, True),
+        "fp32+channels_last": (cl, x_cl, None, True, True),
+        "fp32+foldbn": (folded, x, None, True, True),
+        "fp32+foldbn+chlast": (folded_cl, x_cl, None, True, True),
+        "bf16+channels_last": (cl, x_cl, torch.bfloat16, True, False),
     }
 
     def forward(model: nn.Module, inp: torch.Tensor, dt: torch.dtype | None) -> torch.Tensor:
@@ -102,17 +108,20 @@ def main() -> None:
                                                     enabled=dt is not None):
             return model(inp).float()
 
-    # warm-up (also gives the maps compared across precisions)
-    maps = {name: attribution_maps(m, i, autocast_dtype=dt) for name, (m, i, dt) in variants.items()}
-    for name, (m, i, dt) in variants.items():
+    # warm-up; also gives the maps compared with fp32 (agreement check, every variant)
+    maps = {name: attribution_maps(m, i, autocast_dtype=dt)
+            for name, (m, i, dt, _, _) in variants.items()}
+    for m, i, dt, _, _ in variants.values():
         forward(m, i, dt)
 
     times: dict[str, dict[str, list[tuple[float, float]]]] = {n: {"fwd": [], "attr": []}
                                                               for n in variants}
     for _ in range(args.rounds):
-        for name, (m, i, dt) in variants.items():
-            times[name]["fwd"].append(timed(lambda: forward(m, i, dt)))
-            times[name]["attr"].append(timed(lambda: attribution_maps(m, i, autocast_dtype=dt)))
+        for name, (m, i, dt, do_fwd, do_attr) in variants.items():
+            if do_fwd:
+                times[name]["fwd"].append(timed(lambda: forward(m, i, dt)))
+            if do_attr:
+                times[name]["attr"].append(timed(lambda: attribution_maps(m, i, autocast_dtype=dt)))
 
     print(f"TaskonomyEncoder {args.size}x{args.size}, batch {args.batch}, threads "
           f"{torch.get_num_threads()}, rounds {args.rounds}, weights "
@@ -122,26 +131,27 @@ def main() -> None:
           "CPU time x 2 threads (less sensitive to other jobs on the CPU)")
     print(f"{'variant':22s} {'fwd med':>8s} {'attr med':>9s} {'ratio':>6s}   {'fwd min':>8s} "
           f"{'attr min':>9s} {'ratio':>6s}   {'fwd cpu':>8s} {'attr cpu':>9s} {'ratio':>6s}")
+    threads = torch.get_num_threads()
     rate: dict[str, dict[str, tuple[float, float]]] = {}
+    nan = float("nan")
     for name in variants:
         stats = {}
         for kind, pick in (("med", statistics.median), ("min", min)):
-            f = args.batch / pick(w for w, _ in times[name]["fwd"])
-            a = args.batch / pick(w for w, _ in times[name]["attr"])
-            stats[kind] = (f, a)
-        threads = torch.get_num_threads()
+            stats[kind] = tuple(args.batch / pick(w for w, _ in times[name][k]) if times[name][k]
+                                else nan for k in ("fwd", "attr"))
         stats["cpu"] = tuple(args.batch * threads / statistics.median(c for _, c in times[name][k])
-                             for k in ("fwd", "attr"))
+                             if times[name][k] else nan for k in ("fwd", "attr"))
         rate[name] = stats
         print(f"{name:22s} " + "   ".join(f"{f:8.3f} {a:9.3f} {a / f:6.3f}"
                                             for f, a in stats.values()))
-    best_fp32_fwd = {k: max(rate[n][k][0] for n in ("fp32", "fp32+channels_last"))
-                     for k in ("med", "min", "cpu")}
-    best_fp32_attr = {k: max(rate[n][k][1] for n in ("fp32", "fp32+channels_last"))
-                      for k in ("med", "min", "cpu")}
-    print("best fp32 attribution / best fp32 forward: " + ", ".join(
-        f"{k} {best_fp32_attr[k] / best_fp32_fwd[k]:.3f}" for k in ("med", "min", "cpu")))
-    for name in ("fp32+channels_last", "bf16+channels_last"):
+    fp32 = [n for n, v in variants.items() if v[2] is None]
+    for kind in ("med", "min", "cpu"):
+        best_f = max(fp32, key=lambda n: rate[n][kind][0])
+        best_a = max((n for n in fp32 if times[n]["attr"]), key=lambda n: rate[n][kind][1])
+        print(f"[{kind}] best fp32 attribution ({best_a}) {rate[best_a][kind][1]:.3f} img/s / best fp32 "
+              f"forward ({best_f}) {rate[best_f][kind][0]:.3f} img/s = "
+              f"{rate[best_a][kind][1] / rate[best_f][kind][0]:.3f}")
+    for name in list(variants)[1:]:
         for method in maps["fp32"]:
             cos = per_image_cosine(maps[name][method], maps["fp32"][method])
             print(f"cosine({name} vs fp32) {method:10s}: min {cos.min():.6f} mean {cos.mean():.6f}")
