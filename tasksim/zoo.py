@@ -224,7 +224,10 @@ def load_model(spec: ModelSpec, weights_path: str | Path, device: str | torch.de
     """Build ``spec`` and load its weights (strict), in eval mode on ``device``."""
     model = build_model(spec)
     state = read_state_dict(weights_path)
-    result = model.load_state_dict(state, strict=False)
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # shape mismatches
+        raise ValueError(f"weights {weights_path} do not fit model {spec.name!r} ({spec.builder}): {err}") from err
     if result.missing_keys or result.unexpected_keys:
         raise ValueError(f"weights {weights_path} do not fit model {spec.name!r} ({spec.builder}): "
                          f"missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}")

@@ -61,7 +61,7 @@ def test_old_and_new_names_map_to_one_canonical_spelling():
 def test_wrong_type_names_the_key(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text(yaml.safe_dump({"extraction": {"batch_size": "many"}}))
-    with pytest.raises(ConfigError, match=r"c.yaml.*extraction.batch_size"):
+    with pytest.raises(ConfigError, match=r"(?s)c.yaml.*extraction.batch_size"):
         load_config(p)
     p.write_text(yaml.safe_dump({"similarity": {"methods": ["rsa", "magic"]}}))
     with pytest.raises(ConfigError, match="similarity.methods"):
