@@ -17,7 +17,9 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/zoo.smk"
 include: "workflow/rules/probe.smk"
 include: "workflow/rules/extract.smk"
+include: "workflow/rules/similarity_common.smk"
 include: "workflow/rules/similarity.smk"
+include: "workflow/rules/taxonomy_common.smk"
 include: "workflow/rules/taxonomy.smk"
 
 

@@ -2,6 +2,8 @@
 
 
 rule extract_activations:
+    conda:
+        "../envs/tasksim.yaml"
     input:
         weights=f"{DATA}/weights/{{model}}.pth",
         probe=PROBE,

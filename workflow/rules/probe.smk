@@ -2,6 +2,8 @@
 
 
 rule probe_set:
+    conda:
+        "../envs/tasksim.yaml"
     output:
         probe=PROBE,
     params:

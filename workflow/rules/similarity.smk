@@ -1,25 +1,8 @@
 # Similarity engines: RDMs and RSA, SVCCA / PWCCA / CKA, attribution maps. One matrix per
 # (method, layer); methods, layers and options come from config["similarity"].
-
-SIM = config["similarity"]
-FEATURE_METHODS = [m for m in SIM["methods"] if m in ("svcca", "pwcca", "cka_linear", "cka_rbf")]
-ATTR_METHODS = [m for m in SIM["methods"] if m in ATTRIBUTION_KINDS]
-ATTR_KINDS = [ATTRIBUTION_KINDS[m] for m in ATTR_METHODS]
-
-
-def feature_options(method):
-    """Options of a feature method, as the registry functions take them."""
-    if method in ("svcca", "pwcca"):
-        c = SIM["cca"]
-        return {"keep": c["k"] if c["k"] else c["variance"], "conv_mode": c["mode"]}
-    c = SIM["cka"]
-    opts = {"debiased": c["debiased"]}
-    if method == "cka_rbf":
-        opts["threshold"] = c["rbf_threshold"]
-    return opts
-
-
 rule rdms:
+    conda:
+        "../envs/tasksim.yaml"
     input:
         activations=f"{RESULTS}/activations/{{model}}.h5",
     output:
@@ -43,6 +26,8 @@ rule rdms:
 
 
 rule rsa_similarity:
+    conda:
+        "../envs/tasksim.yaml"
     input:
         rdms=expand(f"{RESULTS}/rdms/{{model}}.h5", model=MODELS),
     output:
@@ -70,6 +55,8 @@ rule rsa_similarity:
 
 
 rule feature_similarity:
+    conda:
+        "../envs/tasksim.yaml"
     input:
         activations=expand(f"{RESULTS}/activations/{{model}}.h5", model=MODELS),
     output:
@@ -100,6 +87,8 @@ rule feature_similarity:
 
 
 rule attribution_maps:
+    conda:
+        "../envs/tasksim.yaml"
     input:
         weights=f"{DATA}/weights/{{model}}.pth",
         probe=PROBE,
@@ -125,6 +114,8 @@ rule attribution_maps:
 
 
 rule attribution_similarity:
+    conda:
+        "../envs/tasksim.yaml"
     input:
         maps=expand(f"{RESULTS}/attributions/{{model}}.h5", model=MODELS),
     output:

@@ -2,99 +2,9 @@
 # the report (issue 4). Layout: docs/data-layout.md ("Taxonomy and comparison"). Options:
 # config["taxonomy"]. Science: tasksim.trees / scoring / uncertainty / groundtruth; glue:
 # tasksim.taxonomy; figures: tasksim.figures.
-import os
-
-from tasksim.groundtruth import KINDS as GT_KINDS, VARIANTS as GT_VARIANTS
-
-TAX = config["taxonomy"]
-GT_KIND = TAX["groundtruth"]
-GT_FILES = {f"{k}_{v}": f"{RESULTS}/groundtruth/{k}_{v}.csv" for k in GT_KINDS for v in GT_VARIANTS}
-FIG = f"{RESULTS}/figures"
-RUN_LABEL = (f"config {os.path.basename(workflow.configfiles[-1]) if workflow.configfiles else 'default'}"
-             f", probe set '{config['probe']['name']}'")
-TAX_METHODS = list(dict.fromkeys(m for m, _ in analyses()))
-TREE_OPTS = {k: TAX[k] for k in ("linkage", "distance", "optimal_ordering")}
-
-if GT_KIND == "minitaskonomy" and not TAX["groundtruth_csv"]:
-    raise ValueError("config taxonomy.groundtruth = minitaskonomy needs taxonomy.groundtruth_csv "
-                     "(a source x target affinity CSV)")
-
-
-wildcard_constraints:
-    method="|".join(TAX_METHODS) if TAX_METHODS else "[^/]+",
-    reference="taskonomy|minitaskonomy",
-
-
-def reference_tree_file(ext="json"):
-    return f"{RESULTS}/trees/{GT_KIND}.{ext}"
-
-
-def groundtruth_inputs():
-    """Ground-truth CSVs of each protocol for the configured ground truth."""
-    if GT_KIND == "taskonomy":
-        return {"gt_attribution": GT_FILES["affinity_16k"], "gt_dds": GT_FILES["affinity_base"],
-                "gt_wins": GT_FILES["wins_vs_pixels_16k"]}
-    out = {"gt_attribution": TAX["groundtruth_csv"], "gt_dds": TAX["groundtruth_csv"]}
-    if TAX["groundtruth_wins_csv"]:
-        out["gt_wins"] = TAX["groundtruth_wins_csv"]
-    return out
-
-
-def taxonomy_options(method):
-    """The similarity options the bootstrap must reproduce (same mapping as similarity.smk)."""
-    sim = config["similarity"]
-    if method == "rsa":
-        return {"comparison": sim["rsa"]["comparison"]}
-    if method in ("svcca", "pwcca"):
-        c = sim["cca"]
-        return {"keep": c["k"] if c["k"] else c["variance"], "conv_mode": c["mode"]}
-    if method in ("cka_linear", "cka_rbf"):
-        c = sim["cka"]
-        return {"debiased": c["debiased"], "threshold": c["rbf_threshold"]}
-    return {}
-
-
-def scores_inputs(wildcards):
-    inputs = {"similarity": similarity_file(wildcards.method, wildcards.layer),
-              "reference": reference_tree_file(), **groundtruth_inputs()}
-    m = wildcards.method
-    if m == "rsa" and TAX["n_bootstrap"] > 0:
-        inputs["rdms"] = [f"{RESULTS}/rdms/{x}.h5" for x in MODELS]
-    elif m in ("svcca", "pwcca", "cka_linear", "cka_rbf") and TAX["n_bootstrap_recompute"] > 0:
-        inputs["activations"] = [activation_file(x) for x in MODELS]
-    return inputs
-
-
-def analysis_figures(kind):
-    return [f"{FIG}/{kind}/{m}/{layer}.{ext}" for m, layer in analyses() for ext in ("png", "pdf")]
-
-
-def svcca_vs_attribution():
-    methods = config["similarity"]["methods"]
-    attr = [m for m in methods if m.startswith("attribution_")]
-    if "svcca" not in methods or not attr or not config["similarity"]["cca"]["layers"]:
-        return None
-    return config["similarity"]["cca"]["layers"][0], attr
-
-
-def taxonomy_targets():
-    t = [f"{RESULTS}/trees/{m}/{layer}.{ext}" for m, layer in analyses() for ext in ("nwk", "json")]
-    t += [f"{RESULTS}/scores/{m}/{layer}.json" for m, layer in analyses()]
-    t += analysis_figures("trees") + analysis_figures("heatmaps") + analysis_figures("target_scatter")
-    t += [reference_tree_file("nwk"), reference_tree_file("json"),
-          f"{FIG}/trees/{GT_KIND}.png", f"{FIG}/trees/{GT_KIND}.pdf"]
-    if GT_KIND == "taskonomy":
-        t += list(GT_FILES.values())
-    if analyses():
-        t += [f"{RESULTS}/scores/summary.csv", f"{RESULTS}/scores/summary.md"]
-        t += [f"{FIG}/{n}.{ext}" for n in ("precision_recall_at_k", "dds_correlations",
-                                             "tree_agreement") for ext in ("png", "pdf")]
-    if svcca_vs_attribution():
-        t += [f"{FIG}/svcca_vs_attribution.png", f"{FIG}/svcca_vs_attribution.pdf"]
-    return t
-
-
 rule groundtruth:
+    conda:
+        "../envs/tasksim.yaml"
     output:
         **{
             key: report(
@@ -119,6 +29,8 @@ rule groundtruth:
 
 
 rule reference_tree:
+    conda:
+        "../envs/tasksim.yaml"
     input:
         affinity=GT_FILES["affinity_16k"] if GT_KIND == "taskonomy" else (TAX["groundtruth_csv"] or []),
     output:
@@ -145,6 +57,8 @@ rule reference_tree:
 
 
 rule task_tree:
+    conda:
+        "../envs/tasksim.yaml"
     input:
         similarity=similarity_file("{method}", "{layer}"),
     output:
@@ -181,6 +95,8 @@ rule task_tree:
 
 
 rule scores:
+    conda:
+        "../envs/tasksim.yaml"
     input:
         unpack(scores_inputs),
     output:
@@ -206,6 +122,8 @@ rule scores:
 
 
 rule figure_target_scatter:
+    conda:
+        "../envs/tasksim.yaml"
     input:
         similarity=similarity_file("{method}", "{layer}"),
         groundtruth=(GT_FILES["affinity_16k"] if GT_KIND == "taskonomy" else (TAX["groundtruth_csv"] or [])),
@@ -235,6 +153,8 @@ rule figure_target_scatter:
 
 
 rule summary:
+    conda:
+        "../envs/tasksim.yaml"
     input:
         scores=[f"{RESULTS}/scores/{m}/{layer}.json" for m, layer in analyses()],
     output:
@@ -258,6 +178,8 @@ rule summary:
 
 
 rule figures_summary:
+    conda:
+        "../envs/tasksim.yaml"
     input:
         scores=[f"{RESULTS}/scores/{m}/{layer}.json" for m, layer in analyses()],
         summary=f"{RESULTS}/scores/summary.csv",
@@ -300,6 +222,8 @@ rule figures_summary:
 if svcca_vs_attribution():
 
     rule figure_svcca_vs_attribution:
+        conda:
+            "../envs/tasksim.yaml"
         input:
             svcca=similarity_file("svcca", svcca_vs_attribution()[0]),
             attribution=[similarity_file(m, "input") for m in svcca_vs_attribution()[1]],

@@ -2,6 +2,8 @@
 
 
 rule standin_zoo:
+    conda:
+        "../envs/tasksim.yaml"
     output:
         manifest=STANDIN_MANIFEST,
     params:
@@ -19,6 +21,8 @@ rule standin_zoo:
 
 
 rule download_weights:
+    conda:
+        "../envs/tasksim.yaml"
     input:
         manifest=STANDIN_MANIFEST if config["standin"]["enabled"] else [],
     output:

@@ -1,0 +1,168 @@
+# Mini-Taskonomy (issue 6): render scenes -> one encoder per task -> readouts (one job per source)
+# -> measured AHP affinity. When config minitaskonomy.enabled, the pipeline's models ARE these
+# encoders (user-model style, builder tasksim.minitaskonomy.models:build_encoder), their weights
+# come from mt_train_encoder (which outranks download_weights for data_dir/weights/<task>.pth),
+# and the taxonomy stage scores every similarity method against the measured affinity.
+# Science: tasksim.scenes, tasksim.minitaskonomy; glue: scripts/mt_*.py.
+# Included after common.smk and before zoo.smk (it rewrites the model list they use).
+MT = config["minitaskonomy"]
+MT_DIR = f"{DATA}/minitaskonomy"
+MT_TASKS = list(MT["tasks"])
+MT_SOURCES = MT_TASKS + ["pixels", "random"]
+MT_SPLITS = {  # split -> (first scene index, number of scenes); splits are disjoint, one seed
+    "train": (0, MT["n_train"]),
+    "transfer": (MT["n_train"], MT["n_transfer"]),
+    "test": (MT["n_train"] + MT["n_transfer"], MT["n_test"]),
+}
+MT_FILES = {
+    "losses": f"{MT_DIR}/transfer/losses.npz",
+    "affinity": f"{MT_DIR}/affinity.csv",
+    "affinity_pkl": f"{MT_DIR}/all_affinities.pkl",
+    "wins_vs_pixels": f"{MT_DIR}/wins_vs_pixels.csv",
+    "wins_vs_pixels_pkl": f"{MT_DIR}/wins_vs_pixels.pkl",
+}
+
+
+def mt_scenes(split):
+    return f"{MT_DIR}/scenes_{split}.h5"
+
+
+if MT["enabled"]:
+    from tasksim.minitaskonomy import BUILDER as MT_BUILDER, ENCODER_LAYERS as MT_LAYERS
+
+    # The mini encoders replace the Taskonomy encoders (same canonical task names, so the
+    # measured affinity's rows and columns match the model names).
+    config["tasks"] = []
+    config["models"] = [
+        {"name": t, "builder": MT_BUILDER, "builder_kwargs": {}, "weights": f"{DATA}/weights/{t}.pth",
+         "sha256": None, "layers": list(MT_LAYERS), "low_saturation": False,
+         "resolution": MT["resolution"]}
+        for t in MT_TASKS
+    ]
+    MODELS = model_names(config)
+    config["taxonomy"]["groundtruth"] = "minitaskonomy"
+    config["taxonomy"]["groundtruth_csv"] = MT_FILES["affinity"]
+    config["taxonomy"]["groundtruth_wins_csv"] = MT_FILES["wins_vs_pixels"]
+    if config["preprocessing"]["resolution"] != MT["resolution"]:
+        raise ValueError(f"config minitaskonomy.resolution ({MT['resolution']}) must equal "
+                         f"preprocessing.resolution ({config['preprocessing']['resolution']}): the "
+                         "probe images are fed to the encoders at the resolution they were trained on")
+
+    wildcard_constraints:
+        model="|".join(MODELS),
+
+    ruleorder: mt_train_encoder > download_weights
+
+
+wildcard_constraints:
+    split="train|transfer|test",
+
+
+rule mt_render:
+    output:
+        scenes=mt_scenes("{split}"),
+    params:
+        start=lambda wc: MT_SPLITS[wc.split][0],
+        n=lambda wc: MT_SPLITS[wc.split][1],
+        size=MT["resolution"],
+        seed=MT["seed"],
+        locking=config["hdf5_file_locking"],
+    log:
+        f"{LOGS}/minitaskonomy/render_{{split}}.log",
+    benchmark:
+        f"{BENCH}/minitaskonomy/render_{{split}}.tsv"
+    resources:
+        mem_mb=lambda wc: 1000 + MT_SPLITS[wc.split][1] * MT["resolution"] ** 2 // 400,
+        runtime=30,
+    script:
+        "../../scripts/mt_render.py"
+
+
+rule mt_train_encoder:
+    input:
+        scenes=mt_scenes("train"),
+    output:
+        weights=f"{DATA}/weights/{{task}}.pth",
+        sha256=f"{MT_DIR}/encoders/{{task}}.sha256",
+    params:
+        task=lambda wc: wc.task,
+        epochs=MT["epochs"],
+        seed=MT["seed"],
+        encoders=f"{MT_DIR}/encoders",
+        locking=config["hdf5_file_locking"],
+    wildcard_constraints:
+        task="|".join(MT_TASKS),
+    log:
+        f"{LOGS}/minitaskonomy/train_encoder/{{task}}.log",
+    benchmark:
+        f"{BENCH}/minitaskonomy/train_encoder/{{task}}.tsv"
+    threads: MT["threads"]
+    resources:
+        mem_mb=MT["mem_mb"],
+        runtime=60,
+    script:
+        "../../scripts/mt_train_encoder.py"
+
+
+rule mt_transfer_source:
+    input:
+        weights=lambda wc: [f"{DATA}/weights/{wc.source}.pth"] if wc.source in MT_TASKS else [],
+        transfer=mt_scenes("transfer"),
+        test=mt_scenes("test"),
+    output:
+        losses=f"{MT_DIR}/transfer/losses_{{source}}.npz",
+    params:
+        source=lambda wc: wc.source,
+        targets=MT_TASKS,
+        epochs=MT["transfer_epochs"],
+        seed=MT["seed"],
+        locking=config["hdf5_file_locking"],
+    wildcard_constraints:
+        source="|".join(MT_SOURCES),
+    log:
+        f"{LOGS}/minitaskonomy/transfer/{{source}}.log",
+    benchmark:
+        f"{BENCH}/minitaskonomy/transfer/{{source}}.tsv"
+    threads: MT["threads"]
+    resources:
+        mem_mb=MT["mem_mb"],
+        runtime=60,
+    script:
+        "../../scripts/mt_transfer_source.py"
+
+
+rule mt_affinity:
+    input:
+        losses=[f"{MT_DIR}/transfer/losses_{s}.npz" for s in MT_SOURCES],
+    output:
+        losses=MT_FILES["losses"],
+        affinity=report(
+            MT_FILES["affinity"],
+            caption="../report/minitaskonomy.rst",
+            category="Ground truth",
+            subcategory="Mini-Taskonomy measured transfer",
+            labels={"file": "affinity"},
+        ),
+        affinity_pkl=MT_FILES["affinity_pkl"],
+        wins_vs_pixels=report(
+            MT_FILES["wins_vs_pixels"],
+            caption="../report/minitaskonomy.rst",
+            category="Ground truth",
+            subcategory="Mini-Taskonomy measured transfer",
+            labels={"file": "wins_vs_pixels"},
+        ),
+        wins_vs_pixels_pkl=MT_FILES["wins_vs_pixels_pkl"],
+    params:
+        sources=MT_SOURCES,
+        targets=MT_TASKS,
+    log:
+        f"{LOGS}/minitaskonomy/affinity.log",
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../../scripts/mt_affinity.py"
+
+
+if MT["enabled"]:
+    TARGET_HOOKS.append(lambda: list(MT_FILES.values()))
