@@ -14,6 +14,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/minitaskonomy.smk"
 include: "workflow/rules/zoo.smk"
 include: "workflow/rules/probe.smk"
 include: "workflow/rules/extract.smk"

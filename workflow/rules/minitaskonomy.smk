@@ -53,6 +53,10 @@ if MT["enabled"]:
 
     ruleorder: mt_train_encoder > download_weights
 
+else:
+
+    ruleorder: download_weights > mt_train_encoder
+
 
 wildcard_constraints:
     split="train|transfer|test",
