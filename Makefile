@@ -28,9 +28,12 @@ $(VENV)/.installed-test: $(VENV)/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
+# Offline: the Taskonomy ground truth comes from ../shared/taskonomy where it exists beside the checkout.
+DEMO_ARGS := --configfile config/demo.yaml $(if $(wildcard ../shared/taskonomy/SHA256SUMS),--config 'taxonomy={"groundtruth_source": "../shared/taskonomy"}')
+
 demo: install
-	$(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml
-	$(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml --report results/demo/report.html
+	$(BIN)/snakemake --cores $(CORES) $(DEMO_ARGS)
+	$(BIN)/snakemake --cores $(CORES) $(DEMO_ARGS) --report results/demo/report.html
 	@echo "demo done: results/demo/ (report: results/demo/report.html)"
 
 test: install-test

@@ -111,5 +111,37 @@ def model_names(cfg: Mapping[str, Any]) -> list[str]:
     return list(cfg["tasks"]) + [m["name"] for m in cfg["models"]]
 
 
+def schema_markdown(schema: Mapping[str, Any] | None = None) -> str:
+    """Markdown table of every key of the schema: key, default, description."""
+    import json
+
+    schema = load_schema() if schema is None else schema
+    rows: list[str] = []
+
+    def walk(sch: Mapping[str, Any], path: str) -> None:
+        for key, sub in sch.get("properties", {}).items():
+            p = f"{path}.{key}" if path else key
+            d = sub.get("default", "(required)")
+            if isinstance(d, (list, dict)) and len(json.dumps(d)) > 60:
+                d = json.dumps(d)[:57] + "..."
+            shown = d if isinstance(d, str) else json.dumps(d)
+            rows.append(f"| `{p}` | `{shown}` | {sub.get('description', '').strip()} |")
+            if "properties" in sub:
+                walk(sub, p)
+            items = sub.get("items")
+            if isinstance(items, dict) and "properties" in items:
+                walk(items, p + "[]")
+
+    walk(schema, "")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":  # python -m tasksim.config --markdown
+    import sys
+
+    if sys.argv[1:] == ["--markdown"]:
+        print(schema_markdown(), end="")
+
+
 __all__ = ["ConfigError", "SCHEMA_PATH", "load_config", "load_schema", "model_names",
            "validate_config", "canonical"]

@@ -95,3 +95,10 @@ def test_mapping_agrees_with_shared_task_names_csv():
         assert (t.name in PAPER_TASKS) == (r["in_20_task_rsa_attr_list"] == "True")
         if r["index_in_20_task_list"]:
             assert PAPER_TASKS[int(r["index_in_20_task_list"])] == t.name
+
+
+def test_config_readme_lists_every_schema_key():
+    from tasksim.config import schema_markdown
+
+    readme = (REPO / "config" / "README.md").read_text()
+    assert schema_markdown() in readme, "config/README.md is stale: regenerate the table with python -m tasksim.config --markdown"

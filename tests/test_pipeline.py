@@ -1,0 +1,91 @@
+"""The Snakemake pipeline end to end: dry run of the real config offline, lint, and a small
+stand-in run through every stage (extraction, all similarity methods, trees, scores, report)."""
+import json
+import subprocess
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, SHARED, snakemake_exe
+
+
+def _run(args, cwd=REPO, timeout=1800):
+    proc = subprocess.run([snakemake_exe(), "-s", str(REPO / "Snakefile"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+    return proc
+
+
+def test_real_config_dry_run_needs_no_network(tmp_path):
+    proc = _run(["-n", "--configfile", str(REPO / "config" / "config.yaml"), "-d", str(tmp_path)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    for rule, count in [("download_weights", 20), ("extract_activations", 20), ("rdms", 20),
+                        ("attribution_maps", 20), ("rsa_similarity", 5), ("probe_set", 1)]:
+        assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), (rule, out[-2000:])
+
+
+def test_lint_is_clean():
+    proc = _run(["--lint", "--configfile", str(REPO / "config" / "demo.yaml")])
+    assert proc.returncode == 0 and "good condition" in proc.stdout + proc.stderr, proc.stdout[-3000:]
+
+
+def test_invalid_config_fails_at_once_naming_the_task(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(yaml.safe_dump({"tasks": ["normal", "rgb2dpeth"]}))
+    proc = _run(["-n", "--configfile", str(cfg), "-d", str(tmp_path)])
+    assert proc.returncode != 0 and "rgb2dpeth" in proc.stderr and "depth_zbuffer" in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_standin_pipeline_end_to_end(tmp_path):
+    gt = SHARED / "taskonomy"
+    if not gt.is_dir():
+        pytest.skip(f"{gt} not found: the taxonomy stage needs the Taskonomy ground truth offline")
+    tasks = ["normal", "depth_zbuffer", "reshading", "edge_texture", "autoencoding", "denoising"]
+    cfg = {
+        "data_dir": str(tmp_path / "data"), "results_dir": str(tmp_path / "results"),
+        "tasks": tasks,
+        "standin": {"enabled": True, "seed": 1, "perturbation": 0.2,
+                    "groups": {"g3d": tasks[:3], "g2d": tasks[3:]}},
+        "probe": {"name": "scenes", "source": "generated", "n_images": 6},
+        "extraction": {"batch_size": 6},
+        "similarity": {"methods": ["rsa", "attribution_gradxinput", "svcca", "cka_linear"],
+                       "rsa": {"layers": ["block4", "encoder_output"]},
+                       "attribution": {"batch_size": 6}},
+        "taxonomy": {"groundtruth_source": str(gt), "n_bootstrap": 20, "n_bootstrap_recompute": 5,
+                     "n_permutations": 20},
+    }
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = _run(["--cores", "2", "--configfile", str(path), "-d", str(tmp_path)])
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    res = tmp_path / "results"
+    # every activation file has the same rows, and the grouped stand-ins are recovered
+    ids = None
+    for t in tasks:
+        with h5py.File(res / "activations" / f"{t}.h5") as f:
+            assert ids is None or list(f["ids"][()]) == ids
+            ids = list(f["ids"][()])
+    sim = pd.read_csv(res / "similarity" / "rsa" / "encoder_output.csv", index_col=0)
+    assert list(sim.index) == tasks and np.allclose(np.diag(sim), 1)
+    within = np.mean([sim.loc[a, b] for g in (tasks[:3], tasks[3:]) for a in g for b in g if a != b])
+    across = np.mean([sim.loc[a, b] for a in tasks[:3] for b in tasks[3:]])
+    assert within > across
+    for m, layer in [("attribution_gradxinput", "input"), ("svcca", "encoder_output"),
+                     ("cka_linear", "encoder_output"), ("rsa", "block4")]:
+        with h5py.File(res / "similarity" / m / f"{layer}.h5") as f:
+            assert f["similarity"].shape == (6, 6)
+            if m.startswith("attribution"):
+                assert f["per_image"].shape == (6, 6, 6)
+    assert (res / "scores" / "summary.csv").exists() and (res / "trees" / "rsa" / "encoder_output.nwk").exists()
+    json.loads((res / "scores" / "rsa" / "encoder_output.json").read_text())
+    # re-running does nothing: every output is complete
+    again = _run(["--cores", "2", "--configfile", str(path), "-d", str(tmp_path), "-n"])
+    assert "Nothing to be done" in again.stdout + again.stderr
+    report = tmp_path / "report.html"
+    rep = _run(["--configfile", str(path), "-d", str(tmp_path), "--report", str(report)])
+    assert rep.returncode == 0 and report.stat().st_size > 10000, rep.stderr[-3000:]
