@@ -36,7 +36,8 @@ def test_invalid_config_fails_at_once_naming_the_task(tmp_path):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(yaml.safe_dump({"tasks": ["normal", "rgb2dpeth"]}))
     proc = _run(["-n", "--configfile", str(cfg), "-d", str(tmp_path)])
-    assert proc.returncode != 0 and "rgb2dpeth" in proc.stderr and "depth_zbuffer" in proc.stderr
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "rgb2dpeth" in out and "depth_zbuffer" in out
 
 
 @pytest.mark.slow
