@@ -543,10 +543,11 @@ def render_rgb(n: int, size: int = 256, seed: int = 0, start: int = 0) -> np.nda
 
 
 def content_sha256(ids: Sequence[str], images: np.ndarray) -> str:
-    """SHA-256 over the ids and image bytes in row order (UTF-8 id, then the uint8 image)."""
+    """SHA-256 over the ids and image bytes in row order (UTF-8 id + NUL, then the uint8 image):
+    the same digest as :func:`tasksim.probe.content_sha256`."""
     h = hashlib.sha256()
     for i, img in zip(ids, images, strict=True):
-        h.update(i.encode("utf-8"))
+        h.update(i.encode("utf-8") + b"\0")
         h.update(np.ascontiguousarray(img, dtype=np.uint8).tobytes())
     return h.hexdigest()
 

@@ -148,3 +148,10 @@ def test_h5_roundtrip_and_byte_reproducible(tmp_path):
     for task in scenes.LABEL_TASKS:
         np.testing.assert_array_equal(back[task], ref[task])
     np.testing.assert_array_equal(back["input_noisy"], ref["input_noisy"])
+
+
+def test_content_digest_matches_probe_module():
+    probe = pytest.importorskip("tasksim.probe")
+    images = scenes.render_rgb(2, 16, seed=1)
+    ids = scenes.scene_ids(2)
+    assert scenes.content_sha256(ids, images) == probe.content_sha256(ids, images)
