@@ -61,13 +61,14 @@ FAIL_LIMIT_S = 180  # the failing run must end on its own well before this
 def slurm():
     """A usable Slurm (controller answering, node idle), or skip with the reason."""
     require = os.environ.get("TASKSIM_REQUIRE_SLURM") == "1"
+    started: list[tuple[str, int]] = []  # daemons this session started (autostart)
 
     def unavailable(msg):
+        stop_pids(started)
         if require:
             pytest.fail(f"{msg} (TASKSIM_REQUIRE_SLURM=1)", pytrace=False)
         pytest.skip(msg)
 
-    started: list[tuple[str, int]] = []
     if not controller_up() and os.environ.get("TASKSIM_SLURM_AUTOSTART") == "1":
         before = set(recorded_pids())
         proc = subprocess.run(
@@ -75,7 +76,6 @@ def slurm():
         )
         started = [r for r in recorded_pids() if r not in before]
         if proc.returncode != 0:
-            stop_pids(started)
             unavailable(
                 f".ci/setup-slurm exited {proc.returncode}: {proc.stderr.strip()[-800:]}"
             )
@@ -86,7 +86,6 @@ def slurm():
     if wait_for_idle_node(120) is None:
         # busy with others' jobs (mix/alloc) is usable, ours just queue; down is not
         if not any(s.startswith(USABLE) and not s.endswith("*") for s in node_states()):
-            stop_pids(started)
             unavailable(f"Slurm is up but no node is usable: {node_states()} (see `sinfo -N -l`)")
     yield
     # Stop only what this session started; CI-started daemons stay for CI to stop.
