@@ -23,8 +23,7 @@ MT_FILES = {
 }
 
 
-def mt_scenes(split):
-    return f"{MT_DIR}/scenes_{split}.h5"
+MT_SCENES = {split: f"{MT_DIR}/scenes_{split}.h5" for split in MT_SPLITS}
 
 
 if MT["enabled"]:
@@ -63,8 +62,10 @@ wildcard_constraints:
 
 
 rule mt_render:
+    conda:
+        "../envs/tasksim.yaml"
     output:
-        scenes=mt_scenes("{split}"),
+        scenes=f"{MT_DIR}/scenes_{{split}}.h5",
     params:
         start=lambda wc: MT_SPLITS[wc.split][0],
         n=lambda wc: MT_SPLITS[wc.split][1],
@@ -83,8 +84,10 @@ rule mt_render:
 
 
 rule mt_train_encoder:
+    conda:
+        "../envs/tasksim.yaml"
     input:
-        scenes=mt_scenes("train"),
+        scenes=MT_SCENES["train"],
     output:
         weights=f"{DATA}/weights/{{task}}.pth",
         sha256=f"{MT_DIR}/encoders/{{task}}.sha256",
@@ -92,7 +95,7 @@ rule mt_train_encoder:
         task=lambda wc: wc.task,
         epochs=MT["epochs"],
         seed=MT["seed"],
-        encoders=f"{MT_DIR}/encoders",
+        encoders=lambda wc, output: os.path.dirname(output.sha256),
         locking=config["hdf5_file_locking"],
     wildcard_constraints:
         task="|".join(MT_TASKS),
@@ -109,10 +112,12 @@ rule mt_train_encoder:
 
 
 rule mt_transfer_source:
+    conda:
+        "../envs/tasksim.yaml"
     input:
         weights=lambda wc: [f"{DATA}/weights/{wc.source}.pth"] if wc.source in MT_TASKS else [],
-        transfer=mt_scenes("transfer"),
-        test=mt_scenes("test"),
+        transfer=MT_SCENES["transfer"],
+        test=MT_SCENES["test"],
     output:
         losses=f"{MT_DIR}/transfer/losses_{{source}}.npz",
     params:
@@ -136,6 +141,8 @@ rule mt_transfer_source:
 
 
 rule mt_affinity:
+    conda:
+        "../envs/tasksim.yaml"
     input:
         losses=[f"{MT_DIR}/transfer/losses_{s}.npz" for s in MT_SOURCES],
     output:
