@@ -53,6 +53,7 @@ SLURM_ARGS = [
 ]
 RUN_LIMIT_S = 300  # timeout(1) bound of one Snakemake run through Slurm
 FAIL_LIMIT_S = 180  # the failing run must end on its own well before this
+TARGETS = ["all", "results/device.txt"]  # the whole small workflow, GPU rule included
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -97,7 +98,7 @@ def local_reference(tmp_path_factory):
     """The small workflow run locally (profiles/default): the reference outputs."""
     wd = copy_workflow(WORKFLOW, tmp_path_factory.mktemp("local") / "wf")
     run = run_snakemake(
-        wd, ["--profile", str(PROFILES / "default"), "--cores", "2"], "run.log", 120
+        wd, ["--profile", str(PROFILES / "default"), "--cores", "2", *TARGETS], "run.log", 120
     )
     assert run.rc == 0, run.log[-3000:]
     return wd
@@ -118,14 +119,14 @@ def _slurm_ids_in_rule_logs(wd: Path) -> dict[str, str]:
 @pytest.mark.slurm
 def test_workflow_through_slurm_equals_local_run(slurm, local_reference, tmp_path):
     wd = copy_workflow(WORKFLOW, tmp_path / "wf")
-    run = run_snakemake(wd, SLURM_ARGS, "run.log", RUN_LIMIT_S)
+    run = run_snakemake(wd, [*SLURM_ARGS, *TARGETS], "run.log", RUN_LIMIT_S)
     text = run.log
     assert run.rc == 0, text[-4000:]
     log = SnakemakeLog.parse(text)
 
     # every job but the local target rule `all` was submitted to Slurm
     non_local = {j for j, (rule, _) in log.jobs.items() if rule != "all"}
-    assert log.stats_total == len(log.jobs) == 4 + 4 + 1 + 1
+    assert log.stats_total == len(log.jobs) == 4 + 4 + 1 + 1 + 1
     assert set(log.submitted) == non_local
     slurm_ids = set(log.submitted.values())
     assert len(slurm_ids) == len(non_local)
@@ -145,6 +146,9 @@ def test_workflow_through_slurm_equals_local_run(slurm, local_reference, tmp_pat
     assert tree_files(wd / "results") == tree_files(local_reference / "results")
     # the local run saw no Slurm at all
     assert set(_slurm_ids_in_rule_logs(local_reference).values()) == {""}
+    # profiles/slurm keeps the GPU rule on the CPU: device cpu, no GPU in its job step
+    assert (wd / "results" / "device.txt").read_text() == "device=cpu\n"
+    assert (wd / "logs" / "device.log").read_text().splitlines()[1].startswith("SLURM_GPUS_ON_NODE= ")
 
 
 @pytest.mark.slurm
@@ -233,9 +237,10 @@ def test_restart_after_killed_run_runs_only_remaining_jobs(slurm, local_referenc
 
 
 @pytest.mark.slurm
-@pytest.mark.parametrize("profile, device, gpus", [("slurm", "cpu", ""), ("slurm-gpu", "cuda", "1")])
-def test_gpu_nodes_by_profile_only(slurm, tmp_path, profile, device, gpus):
+def test_gpu_nodes_by_profile_only(slurm, tmp_path):
     """profiles/slurm-gpu alone switches the device to cuda and requests a GPU from Slurm.
+
+    (The CPU counterpart, profiles/slurm, is checked in the first test.)
 
     .ci/setup-slurm gives the node a GPU GRES (a virtual one where there is no
     real GPU), so the request must be granted, not merely accepted.
@@ -245,19 +250,19 @@ def test_gpu_nodes_by_profile_only(slurm, tmp_path, profile, device, gpus):
     ).stdout:
         pytest.skip("the Slurm node offers no gpu GRES (TASKSIM_SLURM_GPUS=0?)")
     wd = copy_workflow(WORKFLOW, tmp_path / "wf")
-    args = ["--profile", str(PROFILES / profile), "--workflow-profile", str(PROFILES / "default")]
+    args = ["--profile", str(PROFILES / "slurm-gpu"), "--workflow-profile", str(PROFILES / "default")]
     run = run_snakemake(wd, [*args, "results/device.txt"], "run.log", RUN_LIMIT_S)
     assert run.rc == 0, run.log[-3000:]
     log = SnakemakeLog.parse(run.log)
     (sid,) = log.submitted.values()
-    assert (wd / "results" / "device.txt").read_text() == f"device={device}\n"
+    assert (wd / "results" / "device.txt").read_text() == "device=cuda\n"
     env_line = (wd / "logs" / "device.log").read_text().splitlines()[1]
     # the job step that ran the rule was given the GPU (srun --gpus=1 inside the job)
-    assert env_line.startswith(f"SLURM_GPUS_ON_NODE={gpus} "), env_line
+    assert env_line.startswith("SLURM_GPUS_ON_NODE=1 "), env_line
     shown = subprocess.run(
         ["scontrol", "show", "job", sid], capture_output=True, text=True
     ).stdout
-    assert ("gres:gpu:1" in shown) == (gpus == "1"), shown
+    assert "gres:gpu:1" in shown, shown
 
 
 # ------------------------------------------------------------- profile consistency (no Slurm)
