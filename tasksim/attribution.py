@@ -54,6 +54,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
+from tasksim.fold import folded_copy
+
 METHODS: tuple[str, ...] = ("saliency", "gradxinput", "elrp")
 """Attribution methods, in the names used by files and configs (``attribution_<method>``)."""
 
@@ -246,8 +248,8 @@ def model_device(model: nn.Module) -> torch.device:
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """Copy of an eval-mode model with every Conv -> BatchNorm pair folded into the convolution.
 
-    Uses ``torch.fx.experimental.optimization.fuse`` (the model must be symbolically traceable,
-    as ``TaskonomyEncoder`` is); the original model is not modified. In eval mode batch norm is
+    The pairs come from the traced data flow (:mod:`tasksim.fold`; a model torch.fx cannot
+    trace is copied unfolded); the original model is not modified. In eval mode batch norm is
     a per-channel affine map, so the folded network computes the same function (up to float
     rounding) with the same pre-activations at every nonlinearity, hence the same saliency,
     gradient*input and epsilon-LRP maps, while skipping the batch-norm forward and backward
@@ -255,10 +257,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     """
     if model.training:
         raise ValueError("fold_batchnorm needs the model in eval mode (call model.eval())")
-    from torch.fx.experimental.optimization import fuse
-
-    folded = fuse(model, inplace=False)
-    folded.eval()
+    folded = folded_copy(model)
     for p in folded.parameters():
         p.requires_grad_(False)
     return folded
@@ -426,3 +425,36 @@ def cosine_similarity_matrix(maps: Sequence[SliceableMaps], chunk_size: int = 16
         gram = 0.5 * (gram + gram.transpose(0, 2, 1))
         per_image[:, :, i0:i1] = gram.transpose(1, 2, 0)
     return per_image.mean(axis=2), per_image
+
+
+# --------------------------------------------------------------------------------------------
+# registration: one similarity method per attribution kind (tasksim.similarity.registry)
+
+
+def attribution_similarity(maps: Sequence[SliceableMaps], chunk_size: int = 16,
+                           names: Sequence[str] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Registry form of :func:`cosine_similarity_matrix`: ``(matrix, info)``.
+
+    ``maps`` holds one map source per model (array or h5py dataset ``N x H x W`` of one
+    attribution kind); ``info["per_image"]`` is the ``[M, M, N]`` array of per-image cosines
+    (not JSON: stored separately, for the bootstrap over images)."""
+    matrix, per_image = cosine_similarity_matrix(maps, chunk_size)
+    labels = list(names) if names is not None else [f"model[{i}]" for i in range(len(maps))]
+    if len(labels) != len(maps):
+        raise ValueError(f"{len(labels)} names for {len(maps)} models")
+    return matrix, {"n_models": len(maps), "n_images": int(per_image.shape[2]),
+                    "map_shape": list(maps[0].shape[1:]), "names": labels,
+                    "per_image": per_image}
+
+
+def _register_methods() -> None:
+    from tasksim.similarity.registry import register
+
+    titles = {"saliency": "saliency |d sum(code) / d input|",
+              "gradxinput": "gradient x input", "elrp": f"epsilon-LRP (epsilon {DEFAULT_EPSILON:g})"}
+    for kind in METHODS:
+        register(f"attribution_{kind}", kind="attribution",
+                 description=f"Mean per-image cosine of {titles[kind]} attribution maps")(attribution_similarity)
+
+
+_register_methods()

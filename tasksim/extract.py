@@ -1,8 +1,11 @@
 """Activation extraction: one model, all probe images, recorded layers into one HDF5 file.
 
-Batched forward passes with optional channels_last + bf16 autocast (the *fast path*; agreement
-with fp32 is checked by ``tests/test_extract.py``: encoder_output RDM Spearman >= 0.999), layer
-outputs recorded by forward hooks and written batch by batch (memory is constant in N).
+Batched forward passes. The *fast path* (default) folds every batch norm into the convolution
+that feeds it, stores the weights in bfloat16, runs under bf16 autocast in the channels_last
+memory format and keeps a few numerically sensitive modules in float32
+(:func:`prepare_for_inference`); its agreement with plain fp32 is checked by
+``tests/test_extract.py`` (encoder_output RDM Spearman >= 0.999). Layer outputs are recorded by
+forward hooks and written batch by batch (memory is constant in N).
 
 Interrupted runs resume: rows are written to ``<out>.partial`` whose attribute ``rows_done``
 is updated after every batch; a later call with the same provenance (weights, probe set,
@@ -13,6 +16,7 @@ appears by rename only when complete. Layout: docs/data-layout.md.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import os
@@ -26,6 +30,7 @@ import torch
 from tqdm import tqdm
 
 from tasksim import __version__
+from tasksim.fold import folded_copy
 from tasksim.io import open_h5, read_str, str_dataset
 from tasksim.preprocess import LOW_SAT_RANGE, network_input
 from tasksim.zoo import TASKONOMY_FP32_MODULES, ModelSpec, record_layers
@@ -33,7 +38,7 @@ from tasksim.zoo import TASKONOMY_FP32_MODULES, ModelSpec, record_layers
 log = logging.getLogger(__name__)
 
 PROVENANCE_KEYS = ("model", "weights_sha256", "probe_sha256", "preprocessing", "compute_dtype",
-                   "storage_dtype", "channels_last", "layers")
+                   "storage_dtype", "channels_last", "fold_batchnorm", "layers")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -77,6 +82,25 @@ def fp32_islands(model: torch.nn.Module, names: tuple[str, ...]):
             model.get_submodule(name).forward = orig
 
 
+def prepare_for_inference(model: torch.nn.Module, layers: Mapping[str, str], precision: str = "bf16",
+                          channels_last: bool = True, fold_bn: bool = True,
+                          fp32_modules: tuple[str, ...] = TASKONOMY_FP32_MODULES) -> torch.nn.Module:
+    """A copy of ``model`` set up for :func:`forward_layers` (the caller's model is untouched).
+
+    eval mode; batch norms folded into convolutions (``fold_bn``, recorded layers kept);
+    under ``precision='bf16'`` the weights are stored in bfloat16 except the modules named in
+    ``fp32_modules``; channels_last memory format if asked."""
+    model = folded_copy(model.eval(), keep=set(layers.values())) if fold_bn else copy.deepcopy(model).eval()
+    if precision == "bf16":
+        model = model.to(torch.bfloat16)
+        for name in fp32_modules:
+            with contextlib.suppress(AttributeError):
+                model.get_submodule(name).float()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
 def forward_layers(model: torch.nn.Module, layers: Mapping[str, str], x: torch.Tensor,
                    precision: str = "fp32", fp32_modules: tuple[str, ...] = TASKONOMY_FP32_MODULES
                    ) -> dict[str, torch.Tensor]:
@@ -109,19 +133,20 @@ def extract_activations(spec: ModelSpec, model: torch.nn.Module, probe_path: str
                         out_path: str | os.PathLike[str], *, batch_size: int = 16,
                         precision: str = "bf16", channels_last: bool = True,
                         storage_dtype: str = "float16", compression: str = "lzf",
+                        fold_bn: bool = True,
                         weights_sha256: str | None = None, locking: bool | None = None,
                         progress: bool = True,
                         on_batch: Callable[[int], None] | None = None) -> Path:
     """Extract the layers of ``spec`` for every probe image into ``out_path``.
 
     ``model`` is the loaded model (already on its device). ``on_batch(rows_done)`` is called after
-    each batch is safely written (used to test interruption). Returns ``out_path``.
+    each batch is safely written (used to test interruption). ``fold_bn`` folds batch norms into
+    convolutions (:func:`prepare_for_inference`). Returns ``out_path``.
     """
     out_path = Path(out_path)
     partial = out_path.with_name(out_path.name + ".partial")
     device = next(iter(model.parameters()), torch.empty(0)).device
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = prepare_for_inference(model, spec.layers, precision, channels_last, fold_bn)
     with open_h5(probe_path, "r", locking) as pf:
         n = int(pf["images"].shape[0])
         ids = read_str(pf["ids"])
@@ -138,6 +163,7 @@ def extract_activations(spec: ModelSpec, model: torch.nn.Module, probe_path: str
                 "probe_sha256": probe_sha, "preprocessing": preprocessing,
                 "compute_dtype": "bfloat16" if precision == "bf16" else "float32",
                 "storage_dtype": storage_dtype, "channels_last": bool(channels_last),
+                "fold_batchnorm": bool(fold_bn),
                 "layers": json.dumps(spec.layers, sort_keys=True)}
         start = _resume_point(partial, prov, n, locking)
         mode = "a" if start > 0 else "w"

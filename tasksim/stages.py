@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from tasksim.attribution import attribution_maps, cosine_similarity_matrix, to_float16
+from tasksim.attribution import attribution_maps, to_float16
 from tasksim.extract import versions
 from tasksim.io import atomic_path, open_h5, read_str, str_dataset
 from tasksim.preprocess import network_input
@@ -203,10 +203,11 @@ def attribution_similarity_file(attribution_files: Sequence[PathLike], models: S
     ids, sha = check_same_probe(attribution_files, locking)
     handles = [open_h5(p, "r", locking) for p in attribution_files]
     try:
-        matrix, per_image = cosine_similarity_matrix([h["maps"][kind] for h in handles])
+        matrix, info = compute_similarity(method, [h["maps"][kind] for h in handles], names=list(models))
     finally:
         for h in handles:
             h.close()
+    per_image = info.pop("per_image")
     write_similarity(h5_out, csv_out, matrix, models, method, "input", options, sha, len(ids),
                      info={"kind": kind}, per_image=per_image)
     return matrix

@@ -83,16 +83,19 @@ def test_changed_provenance_restarts_instead_of_resuming(standin_zoo, scene_prob
 
 
 def test_fast_path_agrees_with_fp32(standin_zoo, tmp_path):
-    """bf16 + channels_last (fast path) vs fp32: encoder_output RDM Spearman >= 0.999 (scenes)."""
+    """Fast path (folded batch norm, bf16, channels_last) vs plain fp32: encoder_output RDM
+    Spearman >= 0.999 on 24 generated scenes (276 image pairs; with a dozen images one swapped
+    pair of nearly equal distances already moves the rank correlation by ~0.001)."""
     from tasksim.probe import write_probe
     from tasksim.scenes import render_rgb
 
-    imgs = render_rgb(12, 256, seed=11)
+    n = 24
+    imgs = render_rgb(n, 256, seed=11)
     probe = tmp_path / "p.h5"
-    write_probe(probe, [f"s{i}" for i in range(12)], list(imgs), 12, 256, "generated:seed=11")
+    write_probe(probe, [f"s{i}" for i in range(n)], list(imgs), n, 256, "generated:seed=11")
     for task in ("normal", "edge_texture"):
         spec, model = _spec_model(standin_zoo, task)
-        fast = extract_activations(spec, model, probe, tmp_path / f"{task}_fast.h5", batch_size=6,
+        fast = extract_activations(spec, model, probe, tmp_path / f"{task}_fast.h5", batch_size=8,
                                    precision="bf16", channels_last=True, progress=False)
         slow = extract_activations(spec, model, probe, tmp_path / f"{task}_fp32.h5", batch_size=1,
                                    precision="fp32", channels_last=False, storage_dtype="float32",

@@ -141,3 +141,17 @@ def test_plugin_module_registers_on_lookup(monkeypatch: pytest.MonkeyPatch) -> N
 def test_missing_plugin_module_is_not_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(registry, "PLUGIN_MODULES", ("tasksim_no_such_plugin_module",))
     assert "rsa" in registry.available_methods()
+
+
+def test_real_attribution_plugin_registers_the_three_kinds():
+    """tasksim.attribution registers attribution_<kind>; the method is the mean per-image cosine."""
+    rng = np.random.default_rng(3)
+    maps = [rng.normal(size=(5, 4, 4)) for _ in range(3)]
+    names = registry.available_methods(kind="attribution")
+    assert {"attribution_saliency", "attribution_gradxinput", "attribution_elrp"} <= set(names)
+    m, info = registry.compute_similarity("attribution_elrp", maps, names=["a", "b", "c"])
+    direct = np.array([[np.mean([np.dot(x[i].ravel(), y[i].ravel())
+                                 / np.linalg.norm(x[i]) / np.linalg.norm(y[i]) for i in range(5)])
+                        for y in maps] for x in maps])
+    np.testing.assert_allclose(m, direct, atol=1e-12)
+    assert info["per_image"].shape == (3, 3, 5) and info["names"] == ["a", "b", "c"]
