@@ -1,5 +1,5 @@
 # The two commands of README.md. Both create .venv (Python >= 3.11) and install what they need.
-#   make demo   install everything and run the offline demo pipeline
+#   make demo   install everything and run the offline demo (Mini-Taskonomy, config/demo.yaml)
 #   make test   install the test extras and run the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv

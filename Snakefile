@@ -1,6 +1,6 @@
 # tasksim: task taxonomies from model similarity.
 #   snakemake --cores N                              real reproduction (config/config.yaml)
-#   snakemake --cores N --configfile config/demo.yaml   offline demo
+#   snakemake --cores N --configfile config/demo.yaml   offline demo (Mini-Taskonomy)
 # Layout of every file: docs/data-layout.md. Configuration: config/README.md.
 from snakemake.utils import min_version
 

@@ -1,141 +1,153 @@
-"""Benchmark: the full mini-Taskonomy (17 tasks, 64 x 64 scenes) and how well RSA predicts it.
+"""The scientific check of Mini-Taskonomy, with printed figures (issue 6).
 
-Stages, each timed (wall clock) with the process's peak RSS after it:
+Runs the demo pipeline (``config/demo.yaml`` unless ``--configfile``; skip with ``--skip-run``
+to read an existing run), then prints:
 
-1. render the train / transfer / test splits and a probe set (tasksim.scenes);
-2. train one encoder per task (tasksim.minitaskonomy.train_encoder);
-3. train readouts from every frozen encoder + ``pixels`` + ``random`` to every target and
-   AHP-normalise the per-image test losses (tasksim.minitaskonomy.transfer_losses);
-4. RSA (tasksim.similarity.rsa: centred features, 1 - Pearson RDMs, Spearman between RDMs) on
-   the ``encoder_output`` codes of the probe images, for the trained encoders and for randomly
-   initialised ones, scored against the measured affinity: mean per-target Spearman over the 17
-   sources (DDS protocol, the target's own entry included, tasksim.scoring.dds_per_target), the
-   same without the own entry, and P@1 (most similar other task == best other source).
+1. the wall time of the run and, per stage, the number of jobs, their summed and longest run
+   time and the largest peak memory (Snakemake ``benchmark:`` files);
+2. every similarity method x layer scored against the measured mini affinity (DDS protocol: mean
+   per-target Spearman, 95 % bootstrap interval over probe images, task-label permutation p;
+   P@1; tree agreement), from ``R/scores/summary.csv``;
+3. the random-encoder baseline: RSA (same options) on randomly initialised encoders of the same
+   architecture, one per task, on the same probe images, scored the same way
+   (:mod:`tasksim.minitaskonomy.check`);
+4. the 2D / 3D / semantic structure of the RSA tree and of the measured affinity's own tree;
+5. the agreement with the original Taskonomy affinity on the shared tasks, when computed;
+6. the verdict of the issue's criteria: RSA (encoder_output) >= 0.7 with p < 0.01, random
+   baseline within +-0.15 of 0, for both forms of the per-target Spearman (own entry included,
+   as the DDS protocol does, or only the other sources; see
+   :func:`tasksim.minitaskonomy.check.mean_target_spearman`). Exit status 1 if any fails.
 
-Usage: python benchmarks/bench_minitaskonomy.py [--n-train 2000] [--n-transfer 500]
-       [--n-test 500] [--n-probe 200] [--epochs 4] [--transfer-epochs 5] [--threads 2]
-       [--seed 0] [--out DIR]
+Seeded throughout, so the figures are stable on one machine and thread count.
+
+    python benchmarks/bench_minitaskonomy.py [--configfile config/demo.yaml] [--cores 2] [--skip-run]
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pandas as pd
-import torch
-from scipy.stats import spearmanr
 
-from tasksim import scenes
-from tasksim.minitaskonomy import (MINI_TASKS, affinity_frame, build_encoder, train_encoder,
-                                   transfer_losses, write_affinity)
-from tasksim.minitaskonomy.data import TASK_SPECS, model_input
-from tasksim.minitaskonomy.training import encode, save_encoder_checkpoint
+from tasksim.config import load_config
+from tasksim.minitaskonomy.check import random_encoder_features, score_against_affinity, tree_groups
+from tasksim.similarity.registry import compute_similarity
+from tasksim.taxonomy import linkage_from_json, read_groundtruth_csv, read_similarity
 
-
-def peak_rss_gb() -> float:
-    """Peak resident set size of this process so far, GB (Linux ru_maxrss is in KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+REPO = Path(__file__).resolve().parents[1]
+SHARED_GT = REPO.parent / "shared" / "taskonomy"
 
 
-def rsa_frame(codes: dict[str, np.ndarray]) -> pd.DataFrame | None:
-    """Task x task RSA matrix of the codes, or None when tasksim.similarity.rsa is missing."""
-    try:
-        from tasksim.similarity.rsa import rdm, rsa_matrix
-    except ImportError:
-        return None
-    names = list(codes)
-    sim = rsa_matrix([rdm(codes[n].reshape(len(codes[n]), -1)) for n in names], "spearman")
-    return pd.DataFrame(sim, index=names, columns=names)
+def run_pipeline(configfile: Path, cores: int) -> float:
+    """Run Snakemake on ``configfile`` (Taskonomy pickles from ../shared when present); wall s."""
+    cmd = [sys.executable, "-m", "snakemake", "--cores", str(cores), "--configfile", str(configfile)]
+    if (SHARED_GT / "SHA256SUMS").exists():
+        cmd += ["--config", f'taxonomy={{"groundtruth_source": "{SHARED_GT}"}}']
+    t0 = time.perf_counter()
+    subprocess.run(cmd, cwd=REPO, check=True)
+    return time.perf_counter() - t0
 
 
-def score(sim: pd.DataFrame, aff: pd.DataFrame) -> dict[str, float]:
-    """Mean per-target Spearman (own entry included / excluded) and P@1 over the task rows."""
-    tasks = list(sim.index)
-    with_self, without_self, p1 = [], [], []
-    for t in tasks:
-        m, g = sim.loc[tasks, t].to_numpy(), aff.loc[tasks, t].to_numpy()
-        with_self.append(spearmanr(m, g).statistic)
-        keep = np.array([s != t for s in tasks])
-        without_self.append(spearmanr(m[keep], g[keep]).statistic)
-        others = [s for s in tasks if s != t]
-        p1.append(float(sim.loc[others, t].idxmax() == aff.loc[others, t].idxmax()))
-    return {"spearman_dds": float(np.mean(with_self)), "spearman_no_self": float(np.mean(without_self)),
-            "p_at_1": float(np.mean(p1))}
+def stage_times(bench_dir: Path) -> pd.DataFrame:
+    """Jobs, summed / longest run time (s) and largest peak RSS (MB) per rule."""
+    rows = []
+    for p in sorted(bench_dir.rglob("*.tsv")):
+        rel = p.relative_to(bench_dir).parts
+        stage = "/".join(rel[:2]) if rel[0] == "minitaskonomy" and len(rel) > 2 else rel[0]
+        d = pd.read_csv(p, sep="\t")
+        rows.append((stage.removesuffix(".tsv"), float(d["s"].iloc[0]), float(d["max_rss"].iloc[0])))
+    df = pd.DataFrame(rows, columns=["stage", "s", "max_rss_mb"])
+    return df.groupby("stage", sort=False).agg(jobs=("s", "size"), total_s=("s", "sum"),
+                                               longest_s=("s", "max"), max_rss_mb=("max_rss_mb", "max"))
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n-train", type=int, default=2000)
-    ap.add_argument("--n-transfer", type=int, default=500)
-    ap.add_argument("--n-test", type=int, default=500)
-    ap.add_argument("--n-probe", type=int, default=200)
-    ap.add_argument("--size", type=int, default=64)
-    ap.add_argument("--epochs", type=int, default=4)
-    ap.add_argument("--transfer-epochs", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--tasks", nargs="*", default=list(MINI_TASKS))
-    ap.add_argument("--out", type=Path, default=None, help="write checkpoints and affinity here")
+    ap.add_argument("--configfile", type=Path, default=REPO / "config" / "demo.yaml")
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--skip-run", action="store_true", help="read an existing run")
     a = ap.parse_args()
-    torch.set_num_threads(a.threads)
-    times: dict[str, float] = {}
+    cfg = load_config(a.configfile)
+    if not cfg["minitaskonomy"]["enabled"]:
+        raise SystemExit(f"{a.configfile}: minitaskonomy.enabled is false")
+    data, res = REPO / cfg["data_dir"], REPO / cfg["results_dir"]
+    pd.set_option("display.width", 200)
 
-    t0 = time.perf_counter()
-    n0 = a.n_train
-    train = scenes.render_batch(a.n_train, a.size, a.seed, start=0)
-    transfer = scenes.render_batch(a.n_transfer, a.size, a.seed, start=n0)
-    test = scenes.render_batch(a.n_test, a.size, a.seed, start=n0 + a.n_transfer)
-    probe = scenes.render_batch(a.n_probe, a.size, a.seed + 1)
-    times["render"] = time.perf_counter() - t0
-    print(f"render      {times['render']:7.1f} s  peak RSS {peak_rss_gb():.2f} GB", flush=True)
+    if not a.skip_run:
+        wall = run_pipeline(a.configfile, a.cores)
+        print(f"\n== pipeline wall time: {wall:.0f} s ({wall / 60:.1f} min) on {a.cores} cores")
+    print("\n== stages (Snakemake benchmark files; jobs of a stage run in parallel)")
+    print(stage_times(res / "benchmarks").round(1).to_string())
 
-    t0 = time.perf_counter()
-    encoders = {}
-    for i, task in enumerate(a.tasks):
-        t1 = time.perf_counter()
-        enc, _, hist = train_encoder(task, train, a.epochs, a.seed + i)
-        encoders[task] = enc
-        if a.out is not None:
-            save_encoder_checkpoint(enc, task, a.out / "zoo")
-        print(f"  encoder {task:18s} {time.perf_counter() - t1:5.1f} s  loss {hist[0]:.3f} -> "
-              f"{hist[-1]:.3f}", flush=True)
-    times["encoders"] = time.perf_counter() - t0
-    print(f"encoders    {times['encoders']:7.1f} s  peak RSS {peak_rss_gb():.2f} GB", flush=True)
+    summary = pd.read_csv(res / "scores" / "summary.csv")
+    keep = ["dds_affinity", "p@1", "tree_cophenetic", "tree_adjusted_rand"]
+    print("\n== every method x layer against the measured mini affinity")
+    print(summary[summary.score.isin(keep)][["method", "layer", "score", "estimate", "ci_low", "ci_high",
+                                              "p_value"]].round(3).to_string(index=False))
 
-    t0 = time.perf_counter()
-    sources, losses = transfer_losses(encoders, transfer, test, a.tasks, a.transfer_epochs, a.seed)
-    aff = affinity_frame(losses, sources)
-    times["transfers"] = time.perf_counter() - t0
-    print(f"transfers   {times['transfers']:7.1f} s  peak RSS {peak_rss_gb():.2f} GB", flush=True)
-    if a.out is not None:
-        write_affinity(aff, a.out / "affinity.csv", a.out / "all_affinities.pkl")
-    with pd.option_context("display.width", 250, "display.max_columns", 30, "display.precision", 3):
-        print(aff)
-    best = aff.loc[list(a.tasks)].apply(lambda c: c.drop(c.name).idxmax())
-    print("best other source per target:", dict(best))
+    aff = read_groundtruth_csv(data / "minitaskonomy" / "affinity.csv")
+    with h5py.File(data / "probe" / f"{cfg['probe']['name']}.h5", "r") as f:
+        images = f["images"][()]
+    tasks = list(cfg["minitaskonomy"]["tasks"])
+    n_perm = int(cfg["taxonomy"]["n_permutations"])
+    rsa_opts = {"normalization": cfg["similarity"]["rsa"]["normalization"],
+                "distance": cfg["similarity"]["rsa"]["distance"],
+                "compare": cfg["similarity"]["rsa"]["comparison"]}
+    print(f"\n== RSA: trained encoders vs random-encoder baseline ({n_perm} permutations)")
+    print("   DDS = mean per-target Spearman, own entry included (the pipeline's protocol);")
+    print("   others = the same over the other sources only (chance 0: the own entry favours any matrix)")
+    checks = {}
+    for layer in cfg["similarity"]["rsa"]["layers"]:
+        trained = read_similarity(res / "similarity" / "rsa" / f"{layer}.h5").matrix.loc[tasks, tasks]
+        feats = random_encoder_features(images, tasks, layer=layer)
+        rand, _ = compute_similarity("rsa", [feats[t] for t in tasks], names=tasks, **rsa_opts)
+        rand_df = pd.DataFrame(rand, index=tasks, columns=tasks)
+        line = f"  {layer:15s}"
+        for own, label in ((True, "DDS"), (False, "others")):
+            s_t = score_against_affinity(trained, aff, n_perm, own_entry=own)
+            s_r = score_against_affinity(rand_df, aff, n_perm, own_entry=own)
+            line += (f"  {label}: trained {s_t['score']:6.3f} (p {s_t['p_value']:.4f})"
+                     f" random {s_r['score']:6.3f} (p {s_r['p_value']:.4f})")
+            if layer == "encoder_output":
+                checks[label] = (s_t, s_r)
+        print(line)
 
-    t0 = time.perf_counter()
-    codes = {t: encode(e, model_input(probe, TASK_SPECS[t].input)).numpy() for t, e in encoders.items()}
-    sim = rsa_frame(codes)
-    if sim is None:
-        print("tasksim.similarity.rsa not available: RSA scores skipped")
-    else:
-        rand_codes = {}
-        for i, t in enumerate(a.tasks):
-            torch.manual_seed(1000 + a.seed + i)
-            rand_codes[t] = encode(build_encoder().eval(), model_input(probe, TASK_SPECS[t].input)).numpy()
-        rand = rsa_frame(rand_codes)
-        assert rand is not None
-        times["rsa"] = time.perf_counter() - t0
-        print(f"rsa         {times['rsa']:7.1f} s  peak RSS {peak_rss_gb():.2f} GB")
-        print("RSA trained encoders vs affinity:", score(sim, aff))
-        print("RSA random encoders  vs affinity:", score(rand, aff))
-    print(f"total       {sum(times.values()):7.1f} s  peak RSS {peak_rss_gb():.2f} GB")
+    n_clusters = int(cfg["taxonomy"]["n_clusters"])
+    print(f"\n== tree structure (cut into {n_clusters} clusters; task group in brackets)")
+    for label, path in (("RSA encoder_output", res / "trees" / "rsa" / "encoder_output.json"),
+                        ("measured affinity", res / "trees" / "minitaskonomy.json")):
+        if not path.exists():
+            continue
+        z, labels = linkage_from_json(path.read_text())
+        print(f"  {label}:")
+        for i, members in enumerate(tree_groups(z, labels, n_clusters), 1):
+            print(f"    {i}: " + ", ".join(f"{t} [{g}]" for t, g in members))
+
+    comp = res / "scores" / "taskonomy_comparison.csv"
+    if comp.exists():
+        c = pd.read_csv(comp)
+        print(f"\n== against the original Taskonomy affinity ({int(c.n_targets.iloc[0])} shared targets, "
+              f"{int(c.n_sources.iloc[0])} shared sources)")
+        print(c[["matrix", "mean_spearman"]].round(3).to_string(index=False))
+
+    ok = True
+    if checks:
+        print("\n== criteria (issue 6), RSA on encoder_output")
+        for label, (s_t, s_r) in checks.items():
+            c1 = s_t["score"] >= 0.7 and s_t["p_value"] < 0.01
+            c2 = abs(s_r["score"]) <= 0.15
+            ok = ok and c1 and c2
+            print(f"  [{label}] trained >= 0.7 with p < 0.01: {s_t['score']:.3f}, p {s_t['p_value']:.4f}"
+                  f" -> {'PASS' if c1 else 'FAIL'};  random within +-0.15 of 0: {s_r['score']:.3f}"
+                  f" -> {'PASS' if c2 else 'FAIL'}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -7,6 +7,7 @@ import pickle
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -156,3 +157,80 @@ def test_pickle_form_parses_like_taskonomy_files(tiny_run):
     parsed = groundtruth.first_order_matrix(raw)
     assert set(parsed.index) == set(df.index) and set(parsed.columns) == set(df.columns)
     np.testing.assert_allclose(parsed.loc[df.index, df.columns].to_numpy(), df.to_numpy(), atol=1e-9)
+
+
+# --------------------------------------------------------------------------- the scientific check
+
+
+def _affinity(tasks, rng):
+    """Source x target affinity with the own encoder best in every column, plus baselines."""
+    a = rng.uniform(0.1, 1.0, size=(len(tasks), len(tasks)))
+    np.fill_diagonal(a, 2.0)
+    df = pd.DataFrame(a, index=tasks, columns=tasks)
+    return pd.concat([df, pd.DataFrame([[0.05] * len(tasks)] * 2, index=["pixels", "random"], columns=tasks)])
+
+
+def test_mean_target_spearman_known_answers():
+    from tasksim.minitaskonomy.check import mean_target_spearman, score_against_affinity
+
+    rng = np.random.default_rng(0)
+    tasks = list(MINI_TASKS[:8])
+    aff = _affinity(tasks, rng)
+    perfect = aff.loc[tasks, tasks]  # the affinity itself, used as "similarity", scores 1
+    assert mean_target_spearman(perfect, aff, own_entry=True) == pytest.approx(1.0)
+    assert mean_target_spearman(perfect, aff, own_entry=False) == pytest.approx(1.0)
+    assert mean_target_spearman(-perfect, aff, own_entry=False) == pytest.approx(-1.0)
+    # the own entry alone lifts an unrelated matrix with a unit diagonal above chance
+    noise = [mean_target_spearman(_random_similarity(tasks, s), aff, own_entry) for s in range(40)
+             for own_entry in (True, False)]
+    with_self, without_self = np.mean(noise[0::2]), np.mean(noise[1::2])
+    assert with_self > 0.15 and abs(without_self) < 0.1
+    res = score_against_affinity(perfect, aff, 99)
+    assert res["score"] == pytest.approx(1.0) and res["p_value"] == pytest.approx(0.01)
+
+
+def _random_similarity(tasks, seed):
+    r = np.random.default_rng(seed).uniform(size=(len(tasks), len(tasks)))
+    r = (r + r.T) / 2
+    np.fill_diagonal(r, 1.0)
+    return pd.DataFrame(r, index=tasks, columns=tasks)
+
+
+def test_random_encoder_features_are_seeded_and_distinct():
+    from tasksim.minitaskonomy.check import random_encoder_features
+
+    imgs = scenes.render_rgb(6, 32, seed=2)
+    a = random_encoder_features(imgs, ["x", "y"], seed=5)
+    b = random_encoder_features(imgs, ["x", "y"], seed=5)
+    assert a["x"].shape == (6, 8 * 8 * 8)
+    np.testing.assert_array_equal(a["x"], b["x"])
+    assert not np.allclose(a["x"], a["y"])
+
+
+def test_taskonomy_comparison_on_shared_names():
+    from tasksim.minitaskonomy.check import taskonomy_comparison
+
+    rng = np.random.default_rng(1)
+    tasks = ["autoencoding", "denoising", "colorization", "normal", "reshading", "depth_zbuffer"]
+    mini = _affinity(tasks, rng)
+    tk_tasks = ["autoencoding", "denoising", "normal", "reshading", "depth_zbuffer", "vanishing_point"]
+    tk = pd.DataFrame(rng.uniform(size=(7, 6)), index=tk_tasks + ["colorization"], columns=tk_tasks)
+    tk.loc["autoencoding", "normal"] = np.nan  # a missing entry drops that target
+    table = taskonomy_comparison(mini, tk, {"same": mini.loc[tasks, tasks]})
+    first = table.iloc[0]
+    assert first.matrix == "measured mini affinity"
+    assert first.n_sources == 6  # colorization is a Taskonomy source here, not a target
+    assert first.n_targets == 4  # colorization: no Taskonomy column; normal: a missing entry
+    assert table.mean_spearman.iloc[1] == pytest.approx(first.mean_spearman)
+
+
+def test_tree_groups_lists_clusters_with_task_groups():
+    from tasksim.minitaskonomy.check import tree_groups
+    from tasksim.trees import cluster
+
+    names = ["autoencoding", "denoising", "normal", "reshading"]
+    sim = np.array([[1, .9, .1, .1], [.9, 1, .1, .1], [.1, .1, 1, .9], [.1, .1, .9, 1]])
+    z = cluster(sim)
+    groups = tree_groups(z, names, 2)
+    assert sorted(sorted(t for t, _ in g) for g in groups) == [["autoencoding", "denoising"], ["normal", "reshading"]]
+    assert dict(x for g in groups for x in g)["normal"] == "3D"

@@ -250,3 +250,35 @@ if svcca_vs_attribution():
 
 
 TARGET_HOOKS.append(taxonomy_targets)
+
+
+if config["minitaskonomy"]["enabled"] and config["minitaskonomy"]["compare_taskonomy"]:
+
+    rule taskonomy_comparison:
+        conda:
+            "../envs/tasksim.yaml"
+        input:
+            mini=TAX["groundtruth_csv"],
+            taskonomy=GT_FILES["affinity_base"],
+            similarity=[similarity_file(m, layer) for m, layer in analyses()],
+        output:
+            csv=report(
+                f"{RESULTS}/scores/taskonomy_comparison.csv",
+                caption="../report/taskonomy_comparison.rst",
+                category="Scores",
+                subcategory="Mini-Taskonomy vs original Taskonomy",
+                labels={"table": "agreement with Taskonomy on shared tasks"},
+            ),
+            md=f"{RESULTS}/scores/taskonomy_comparison.md",
+        params:
+            analyses=[f"{m}/{layer}" for m, layer in analyses()],
+            run=RUN_LABEL,
+        log:
+            f"{LOGS}/scores/taskonomy_comparison.log",
+        resources:
+            mem_mb=1000,
+            runtime=10,
+        script:
+            "../../scripts/taskonomy_comparison.py"
+
+    TARGET_HOOKS.append(lambda: [f"{RESULTS}/scores/taskonomy_comparison.csv"])
