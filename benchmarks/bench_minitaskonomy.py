@@ -118,6 +118,17 @@ def main() -> int:
                 checks[label] = (s_t, s_r)
         print(line)
 
+    print("\n== per target: RSA (encoder_output) Spearman over the other sources, and how often the")
+    print("   target's own encoder beats the random encoder on a test image (0.5 = target not learned)")
+    losses = np.load(data / "minitaskonomy" / "transfer" / "losses.npz")
+    sources = [str(x) for x in losses["sources"]]
+    trained = read_similarity(res / "similarity" / "rsa" / "encoder_output.h5").matrix.loc[tasks, tasks]
+    for t in tasks:
+        others = [x for x in tasks if x != t]
+        rho = pd.Series(trained.loc[others, t]).corr(aff.loc[others, t], method="spearman")
+        own, rnd = losses[t][sources.index(t)], losses[t][sources.index("random")]
+        print(f"  {t:18s} spearman {rho:6.3f}   own beats random on {np.mean(own < rnd):5.1%} of test images")
+
     n_clusters = int(cfg["taxonomy"]["n_clusters"])
     print(f"\n== tree structure (cut into {n_clusters} clusters; task group in brackets)")
     for label, path in (("RSA encoder_output", res / "trees" / "rsa" / "encoder_output.json"),

@@ -235,3 +235,18 @@ def test_default_blocks_cover_all_columns_once() -> None:
     assert [b.shape[1] for b in blocks] == [300, 300, 300, 100]
     np.testing.assert_array_equal(np.hstack(blocks), x.reshape(3, -1))
     assert len(list(iter_column_blocks(x))) == 1
+
+
+def test_cast_into_converts_float16_exactly_like_numpy():
+    """The torch fast path of float16 -> float32/64 conversion (strided views included) is exact."""
+    from tasksim.similarity.rsa import cast_into
+
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((7, 40)) * 1e3).astype(np.float16)
+    x[0, 5:8] = [np.inf, -np.inf, 6e-8]  # infinities and a subnormal, inside the view
+    view = x[:, 5:31]  # non-contiguous rows
+    for dtype in (np.float32, np.float64):
+        out = cast_into(np.empty(view.shape, dtype=dtype), view)
+        np.testing.assert_array_equal(out, view.astype(dtype))
+    nan = cast_into(np.empty(3, np.float32), np.array([np.nan, 1, 2], np.float16))
+    assert np.isnan(nan[0]) and nan[1] == 1

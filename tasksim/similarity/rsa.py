@@ -106,20 +106,41 @@ def _compute_dtype(dtype: np.dtype, compute_dtype: str | None = None) -> np.dtyp
     return np.dtype(np.float64) if np.dtype(dtype) == np.float64 else np.dtype(np.float32)
 
 
+def cast_into(out: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``out[...] = x`` with dtype conversion; float16 input is converted by torch (vectorised,
+    threaded: ~25x faster than numpy's float16 conversion on an AVX-512 CPU)."""
+    if x.dtype == np.float16 and out.dtype in (np.float32, np.float64) and x.size:
+        import torch
+
+        torch.from_numpy(out).copy_(torch.from_numpy(np.asarray(x)))
+    else:
+        np.copyto(out, x, casting="unsafe")
+    return out
+
+
 def normalize_block(
-    block: np.ndarray, normalization: Normalization = "center", compute_dtype: str | None = None
+    block: np.ndarray, normalization: Normalization = "center", compute_dtype: str | None = None,
+    buffer: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """Normalise a block of full feature columns ``[N, b]`` over images (axis 0).
 
     Returns the normalised block (in ``compute_dtype``; default float32, float64 for float64
     input) and the number of constant columns (zero variance over images) set to zero under
-    ``zscore``.
+    ``zscore``. ``buffer``: a flat array of that dtype with at least ``N * b`` elements to write
+    the result into (reused across blocks, it saves allocating and page-faulting a fresh copy
+    per block); the result is then a view of it.
     """
     _check_choice(normalization, NORMALIZATIONS, "normalization")
     x = np.asarray(block)
     if x.ndim != 2:
         raise ValueError(f"a column block must be 2-D [N, b], got shape {x.shape}")
-    x = x.astype(_compute_dtype(x.dtype, compute_dtype), copy=True)
+    dtype = _compute_dtype(x.dtype, compute_dtype)
+    if buffer is not None and buffer.dtype == dtype and buffer.ndim == 1 and buffer.size >= x.size:
+        out = buffer[:x.size].reshape(x.shape)
+    else:
+        out = np.empty(x.shape, dtype=dtype)
+    cast_into(out, x)
+    x = out
     if normalization == "none":
         return x, 0
     mean = x.mean(axis=0, dtype=np.float64)
@@ -155,8 +176,12 @@ def accumulate_gram(
     n_features = 0
     n_constant = 0
     shift: float | None = None
+    buffer: np.ndarray | None = None
     for block in blocks:
-        x, nc = normalize_block(block, normalization, compute_dtype)
+        dtype = _compute_dtype(np.asarray(block).dtype, compute_dtype)
+        if buffer is None or buffer.dtype != dtype or buffer.size < np.asarray(block).size:
+            buffer = np.empty(np.asarray(block).size, dtype=dtype)
+        x, nc = normalize_block(block, normalization, compute_dtype, buffer)
         if x.shape[1] == 0:
             continue
         if gram is None:
