@@ -128,32 +128,60 @@ def write_files(root: Path, compressions: list[str], n_models: int, n_images: in
     return sizes
 
 
-def bench_rsa(root: Path, comp: str, n_models: int, block_columns: int | None) -> float:
-    """All RSA matrices (five layers) from the files of one compression; returns total seconds."""
-    paths = [root / comp / "activations" / f"model{m:02d}.h5" for m in range(n_models)]
-    rdms: dict[str, list[np.ndarray]] = {ly: [] for ly in LAYERS}
+def model_rdms(path: Path, block_columns: int | None) -> tuple[dict[str, np.ndarray], float, float, int]:
+    """RDMs of the five layers of one activation file (one layer in memory at a time), as the
+    pipeline's ``rdms`` rule computes them; returns them with read / Gram seconds and bytes read."""
+    out: dict[str, np.ndarray] = {}
     t_read = t_gram = 0.0
     nbytes = 0
+    with h5py.File(path, "r") as f:
+        for ly in LAYERS:
+            t = time.perf_counter()
+            x = f[f"layers/{ly}"][...]
+            t_read += time.perf_counter() - t
+            nbytes += x.nbytes
+            t = time.perf_counter()
+            out[ly] = rdm_from_gram(accumulate_gram(iter_column_blocks(x, block_columns), "center"), "pearson")
+            t_gram += time.perf_counter() - t
+            del x
+    return out, t_read, t_gram, nbytes
+
+
+def bench_rsa(root: Path, comp: str, n_models: int, block_columns: int | None, workers: int = 1) -> float:
+    """All RSA matrices (five layers) from the files of one compression; returns total seconds.
+
+    ``workers > 1``: that many processes with one BLAS thread each, one model per task, as
+    Snakemake runs the per-model ``rdms`` jobs on as many cores."""
+    paths = [root / comp / "activations" / f"model{m:02d}.h5" for m in range(n_models)]
     t0 = time.perf_counter()
-    for p in paths:
-        with h5py.File(p, "r") as f:
-            for ly in LAYERS:  # one layer of one model in memory at a time
-                t = time.perf_counter()
-                x = f[f"layers/{ly}"][...]
-                t_read += time.perf_counter() - t
-                nbytes += x.nbytes
-                t = time.perf_counter()
-                stats = accumulate_gram(iter_column_blocks(x, block_columns), "center")
-                rdms[ly].append(rdm_from_gram(stats, "pearson"))
-                t_gram += time.perf_counter() - t
-                del x
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        saved = {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+        os.environ.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")  # inherited by the workers
+        try:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
+                results = list(ex.map(model_rdms, paths, [block_columns] * len(paths)))
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+    else:
+        results = [model_rdms(p, block_columns) for p in paths]
+    rdms = {ly: [r[0][ly] for r in results] for ly in LAYERS}
+    t_read = sum(r[1] for r in results)
+    t_gram = sum(r[2] for r in results)
+    nbytes = sum(r[3] for r in results)
     t = time.perf_counter()
     mats = {ly: rsa_matrix(r) for ly, r in rdms.items()}
     t_rsa = time.perf_counter() - t
     total = time.perf_counter() - t0
-    report(f"RSA 5 layers [{comp}]", total,
+    report(f"RSA 5 layers [{comp}, {workers} worker(s)]", total,
            f"read {t_read:.1f} s ({nbytes / 2**20 / max(t_read, 1e-9):.0f} MiB/s of float16), "
-           f"Gram+RDM {t_gram:.1f} s, rsa_matrix {t_rsa:.2f} s")
+           f"Gram+RDM {t_gram:.1f} s (summed over workers), rsa_matrix {t_rsa:.2f} s")
     assert all(np.allclose(m, m.T) and np.all(np.diag(m) == 1) for m in mats.values())
     print("    RSA off-diagonal means: " + ", ".join(
         f"{ly} {m[np.triu_indices(n_models, 1)].mean():.3f}" for ly, m in mats.items()), flush=True)
@@ -176,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dir", type=Path, default=Path("/tmp/bench_sim"))
     ap.add_argument("--block-columns", type=int, default=None, help="default: ~256 MiB float32 blocks")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=2,
+                    help="also time RSA with this many single-threaded worker processes (as the pipeline's parallel rdms jobs)")
     ap.add_argument("--keep-files", action="store_true", help="do not delete --dir at the end")
     ap.add_argument("--reuse-files", action="store_true", help="skip writing (files from --keep-files)")
     ap.add_argument("--verify-shapes", action="store_true")
@@ -199,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
                    ", ".join(f"{c}: {s / 2**30:.2f} GiB ({s / (args.models * per_model):.0%})"
                              for c, s in sizes.items()))
         for c in comps:
-            bench_rsa(args.dir, c, args.models, args.block_columns)
+            for w in sorted({1, args.workers}):
+                bench_rsa(args.dir, c, args.models, args.block_columns, w)
         t = time.perf_counter()
         enc = read_encoder_output(args.dir, comps[0], args.models)
         report("read encoder_output", time.perf_counter() - t)
