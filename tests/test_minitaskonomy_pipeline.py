@@ -108,6 +108,9 @@ def test_ci_size_demo_end_to_end_beats_random_encoders(tmp_path):
         line = (data / "minitaskonomy" / "encoders" / f"{t}.sha256").read_text().split()
         assert (data / "minitaskonomy" / "encoders" / line[1]).exists()
     assert (results / "scores" / "summary.csv").exists()
+    report = tmp_path / "report.html"
+    rep = _snakemake("--configfile", str(cfg_path), "-d", str(tmp_path), "--report", str(report), timeout=600)
+    assert rep.returncode == 0 and report.stat().st_size > 100_000, rep.stderr[-3000:]
     if cfg["minitaskonomy"].get("compare_taskonomy", True):
         comp = pd.read_csv(results / "scores" / "taskonomy_comparison.csv")
         assert comp.matrix.iloc[0] == "measured mini affinity" and comp.n_targets.iloc[0] >= 9
