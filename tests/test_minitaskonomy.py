@@ -131,6 +131,17 @@ def test_checkpoints_in_official_format(tiny_run):
         enc.load_state_dict(obj["state_dict"])  # strict: every key matches the builder
 
 
+def test_transfer_affinity_is_deterministic(tiny_run, tmp_path):
+    """Same checkpoints, splits, seed and thread count: identical per-image losses and affinity."""
+    tasks, ckpts, paths = tiny_run
+    root = paths["losses"].parent.parent
+    again = train_transfers(ckpts, root / "transfer.h5", root / "test.h5", tmp_path, epochs=1, seed=0, threads=1)
+    first, second = np.load(paths["losses"]), np.load(again["losses"])
+    for t in tasks:
+        np.testing.assert_array_equal(first[t], second[t])
+    assert again["affinity"].read_bytes() == paths["affinity"].read_bytes()
+
+
 def test_affinity_outputs(tiny_run):
     tasks, _, paths = tiny_run
     df = read_affinity_csv(paths["affinity"])
