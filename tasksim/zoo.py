@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tasksim.io import atomic_path, sha256_file
+from tasksim.io import atomic_path
 from tasksim.tasks import LOW_SATURATION_TASKS, TASKS, canonical
 
 log = logging.getLogger(__name__)
@@ -315,16 +315,20 @@ def perturb(state: Mapping[str, torch.Tensor], scale: float, seed: int) -> dict[
 
 
 def save_checkpoint(state: Mapping[str, torch.Tensor], out_dir: str | Path, task: str) -> Path:
-    """Write ``{'state_dict': state}`` as ``<task>_encoder-<sha256>.pth`` in ``out_dir`` (atomic)."""
+    """Write ``{'state_dict': state}`` as ``<task>_encoder-<sha256>.pth`` in ``out_dir`` (atomic).
+
+    The bytes, hence the name, depend on the weights only: ``torch.save`` to a path names the zip
+    archive's top folder after that path, so the checkpoint is serialised in memory first."""
+    import io
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f".{task}_encoder.pth.part"
-    try:
-        torch.save({"state_dict": dict(state)}, tmp)
-        final = out_dir / f"{task}_encoder-{sha256_file(tmp)}.pth"
-        tmp.replace(final)
-    finally:
-        tmp.unlink(missing_ok=True)
+    buf = io.BytesIO()
+    torch.save({"state_dict": dict(state)}, buf)
+    data = buf.getvalue()
+    final = out_dir / f"{task}_encoder-{hashlib.sha256(data).hexdigest()}.pth"
+    with atomic_path(final) as tmp:
+        tmp.write_bytes(data)
     return final
 
 

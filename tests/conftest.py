@@ -51,3 +51,23 @@ def scene_probe(tmp_path_factory) -> Path:
 
 def rng_images(n: int, size: int, seed: int = 0) -> np.ndarray:
     return (np.random.default_rng(seed).random((n, size, size, 3)) * 255).astype(np.uint8)
+
+
+# ------------------------------------------------------------------ the CI-size demo (Mini-Taskonomy)
+
+@pytest.fixture(scope="session")
+def demo_ci_local(tmp_path_factory) -> tuple[Path, Path]:
+    """The CI-size demo run locally once per session: ``(run directory, config file)``."""
+    import subprocess
+    import sys
+
+    from demo_helpers import demo_ci_config
+
+    root = tmp_path_factory.mktemp("demo_ci_local")
+    cfg = demo_ci_config(root)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    proc = subprocess.run([snakemake_exe(), "-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile",
+                           str(cfg), "-d", str(root)], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-6000:]
+    return root, cfg

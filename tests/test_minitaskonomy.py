@@ -18,7 +18,8 @@ from tasksim.minitaskonomy import (BASELINES, BUILDER, ENCODER_LAYERS, MINI_TASK
                                    train_encoder, train_task_encoder, train_transfers,
                                    win_rate_matrix)
 from tasksim.minitaskonomy.data import per_image_loss, prepare_target
-from tasksim.minitaskonomy.models import n_parameters
+from tasksim.minitaskonomy.models import build_encoder, n_parameters
+from tasksim.minitaskonomy.training import save_encoder_checkpoint
 from tasksim.tasks import TASKS
 
 
@@ -140,6 +141,16 @@ def test_transfer_affinity_is_deterministic(tiny_run, tmp_path):
     for t in tasks:
         np.testing.assert_array_equal(first[t], second[t])
     assert again["affinity"].read_bytes() == paths["affinity"].read_bytes()
+
+
+def test_checkpoint_bytes_depend_on_the_weights_only(tmp_path):
+    """Same weights -> same file bytes and name (the SHA-256 in the name is reproducible)."""
+    torch.manual_seed(0)
+    enc = build_encoder()
+    a = save_encoder_checkpoint(enc, "normal", tmp_path / "a")
+    b = save_encoder_checkpoint(enc, "normal", tmp_path / "b")
+    assert a.name == b.name and a.read_bytes() == b.read_bytes()
+    assert a.name == f"normal_encoder-{sha256_file(a)}.pth"
 
 
 def test_affinity_outputs(tiny_run):

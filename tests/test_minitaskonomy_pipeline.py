@@ -62,25 +62,8 @@ def test_taskonomy_configs_do_not_run_minitaskonomy(config, tmp_path):
     assert counts and not any(r in counts for r in MT_RULES)
 
 
-SHARED_GT = ROOT.parent / "shared" / "taskonomy"
-
-
-def ci_config(tmp_path: Path) -> Path:
-    """config/demo-ci.yaml with data and results under ``tmp_path``; the Taskonomy comparison
-    reads ../shared/taskonomy when it exists (offline) and is switched off otherwise."""
-    cfg = yaml.safe_load((ROOT / "config" / "demo-ci.yaml").read_text())
-    cfg["data_dir"], cfg["results_dir"] = str(tmp_path / "data"), str(tmp_path / "results")
-    if (SHARED_GT / "SHA256SUMS").exists():
-        cfg.setdefault("taxonomy", {})["groundtruth_source"] = str(SHARED_GT)
-    else:
-        cfg["minitaskonomy"]["compare_taskonomy"] = False
-    path = tmp_path / "demo-ci.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
 @pytest.mark.slow
-def test_ci_size_demo_end_to_end_beats_random_encoders(tmp_path):
+def test_ci_size_demo_end_to_end_beats_random_encoders(demo_ci_local):
     """The CI-size Mini-Taskonomy DAG runs end to end; RSA between the trained encoders predicts
     the measured transfer far better than RSA between random encoders of the same architecture."""
     import h5py
@@ -90,12 +73,10 @@ def test_ci_size_demo_end_to_end_beats_random_encoders(tmp_path):
     from tasksim.similarity.registry import compute_similarity
     from tasksim.taxonomy import read_similarity
 
-    cfg_path = ci_config(tmp_path)
+    root, cfg_path = demo_ci_local
     cfg = yaml.safe_load(cfg_path.read_text())
     tasks = cfg["minitaskonomy"]["tasks"]
-    res = _snakemake("--cores", "2", "--configfile", str(cfg_path), "-d", str(tmp_path), timeout=1500)
-    assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-6000:]
-    data, results = tmp_path / "data", tmp_path / "results"
+    data, results = root / "data", root / "results"
 
     aff = pd.read_csv(data / "minitaskonomy" / "affinity.csv", index_col=0)
     assert list(aff.columns) == tasks
@@ -108,8 +89,8 @@ def test_ci_size_demo_end_to_end_beats_random_encoders(tmp_path):
         line = (data / "minitaskonomy" / "encoders" / f"{t}.sha256").read_text().split()
         assert (data / "minitaskonomy" / "encoders" / line[1]).exists()
     assert (results / "scores" / "summary.csv").exists()
-    report = tmp_path / "report.html"
-    rep = _snakemake("--configfile", str(cfg_path), "-d", str(tmp_path), "--report", str(report), timeout=600)
+    report = root / "report.html"
+    rep = _snakemake("--configfile", str(cfg_path), "-d", str(root), "--report", str(report), timeout=600)
     assert rep.returncode == 0 and report.stat().st_size > 100_000, rep.stderr[-3000:]
     if cfg["minitaskonomy"].get("compare_taskonomy", True):
         comp = pd.read_csv(results / "scores" / "taskonomy_comparison.csv")

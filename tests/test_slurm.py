@@ -151,6 +151,56 @@ def test_workflow_through_slurm_equals_local_run(slurm, local_reference, tmp_pat
     assert (wd / "logs" / "device.log").read_text().splitlines()[1].startswith("SLURM_GPUS_ON_NODE= ")
 
 
+DEMO_LIMIT_S = 1500  # timeout(1) bound of the CI-size demo through Slurm
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_demo_through_slurm_equals_local_run(slurm, demo_ci_local, tmp_path):
+    """The offline demo (CI size: config/demo-ci.yaml) through profiles/slurm: every job is a
+    completed Slurm job and the results equal the local run's."""
+    import numpy as np
+    import pandas as pd
+    from demo_helpers import demo_ci_config
+
+    from tasksim.taxonomy import read_similarity
+
+    wd = tmp_path / "demo"
+    cfg = demo_ci_config(wd)
+    run = run_snakemake(wd, ["-s", str(REPO / "Snakefile"), "-d", str(wd), "--configfile", str(cfg),
+                             *SLURM_ARGS], "run.log", DEMO_LIMIT_S)
+    assert run.rc == 0, run.log[-6000:]
+    log = SnakemakeLog.parse(run.log)
+    non_local = {j for j, (rule, _) in log.jobs.items() if rule != "all"}
+    assert len(non_local) > 40 and set(log.submitted) == non_local
+    slurm_ids = set(log.submitted.values())
+    assert len(slurm_ids) == len(non_local)
+    assert set(log.finished) >= non_local
+    # Slurm forgets finished jobs after MinJobAge (300 s) and the run takes longer: the jobs it
+    # still knows are COMPLETED, and every job left its Slurm log
+    states = job_states(slurm_ids)
+    assert all(s in ("COMPLETED", None) for s in states.values()), states
+    slurm_logs = {p.stem for p in (wd / ".snakemake" / "slurm_logs").rglob("*.log")}
+    assert slurm_ids <= slurm_logs
+    assert {r for r, _ in log.jobs.values()} >= {"mt_render", "mt_train_encoder", "mt_transfer_source",
+                                                 "extract_activations", "rdms", "scores", "summary"}
+
+    local, _ = demo_ci_local
+    # identical training: the checkpoints' SHA-256 (part of their file names) match
+    for p in sorted((local / "data" / "minitaskonomy" / "encoders").glob("*.sha256")):
+        assert (wd / "data" / "minitaskonomy" / "encoders" / p.name).read_text() == p.read_text(), p.name
+    a = pd.read_csv(wd / "data" / "minitaskonomy" / "affinity.csv", index_col=0)
+    b = pd.read_csv(local / "data" / "minitaskonomy" / "affinity.csv", index_col=0)
+    pd.testing.assert_frame_equal(a, b, rtol=1e-9)
+    for p in sorted((local / "results" / "similarity").rglob("*.h5")):
+        rel = p.relative_to(local)
+        np.testing.assert_allclose(read_similarity(wd / rel).matrix.to_numpy(),
+                                   read_similarity(p).matrix.to_numpy(), atol=1e-6, err_msg=str(rel))
+    ours = pd.read_csv(wd / "results" / "scores" / "summary.csv")
+    ref = pd.read_csv(local / "results" / "scores" / "summary.csv")
+    np.testing.assert_allclose(ours.estimate.to_numpy(float), ref.estimate.to_numpy(float), atol=1e-6)
+
+
 @pytest.mark.slurm
 def test_failing_job_is_reported_and_run_exits_nonzero(slurm, tmp_path):
     wd = copy_workflow(WORKFLOW, tmp_path / "wf")

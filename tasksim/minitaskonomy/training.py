@@ -9,7 +9,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from tasksim.io import atomic_path, sha256_file
 from tasksim.minitaskonomy.data import (TASK_SPECS, metric_pairs, model_input, per_image_loss,
                                         prepare_target)
 from tasksim.minitaskonomy.models import DenseHead, GlobalHead, MiniEncoder, build_encoder
@@ -70,17 +69,11 @@ def train_encoder(task: str, data: dict[str, np.ndarray], epochs: int = 4, seed:
 
 
 def save_encoder_checkpoint(encoder: nn.Module, task: str, out_dir: str | os.PathLike[str]) -> Path:
-    """Write ``{'state_dict': ...}`` as ``<task>_encoder-<sha256 of the file>.pth`` in ``out_dir``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp_final = out_dir / f".{task}_encoder.pth.tmp"
-    with atomic_path(tmp_final) as tmp:
-        state = {k: v.detach().clone() for k, v in encoder.state_dict().items()}
-        torch.save({"state_dict": state}, tmp)
-    digest = sha256_file(tmp_final)
-    dest = out_dir / f"{task}_encoder-{digest}.pth"
-    os.replace(tmp_final, dest)
-    return dest
+    """Write ``{'state_dict': ...}`` as ``<task>_encoder-<sha256 of the file>.pth`` in ``out_dir``
+    (:func:`tasksim.zoo.save_checkpoint`: same weights, same bytes, same name)."""
+    from tasksim.zoo import save_checkpoint
+
+    return save_checkpoint({k: v.detach().clone() for k, v in encoder.state_dict().items()}, out_dir, task)
 
 
 def load_encoder(path: str | os.PathLike[str]) -> MiniEncoder:
