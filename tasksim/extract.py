@@ -30,7 +30,7 @@ import torch
 from tqdm import tqdm
 
 from tasksim import __version__
-from tasksim.fold import folded_copy
+from tasksim.fold import fold_batchnorm
 from tasksim.io import open_h5, read_str, str_dataset
 from tasksim.preprocess import LOW_SAT_RANGE, network_input
 from tasksim.zoo import TASKONOMY_FP32_MODULES, ModelSpec, record_layers
@@ -90,7 +90,9 @@ def prepare_for_inference(model: torch.nn.Module, layers: Mapping[str, str], pre
     eval mode; batch norms folded into convolutions (``fold_bn``, recorded layers kept);
     under ``precision='bf16'`` the weights are stored in bfloat16 except the modules named in
     ``fp32_modules``; channels_last memory format if asked."""
-    model = folded_copy(model.eval(), keep=set(layers.values())) if fold_bn else copy.deepcopy(model).eval()
+    model = copy.deepcopy(model).eval()
+    if fold_bn:
+        fold_batchnorm(model, keep=set(layers.values()))
     if precision == "bf16":
         model = model.to(torch.bfloat16)
         for name in fp32_modules:

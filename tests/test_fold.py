@@ -103,7 +103,7 @@ def test_training_mode_is_refused() -> None:
 
 
 def test_prepare_for_inference_leaves_the_callers_model_alone() -> None:
-    model = _randomise_bn(Branchy())
+    model = _randomise_bn(Branchy()).train()  # prepare_for_inference must not switch it to eval
     before = {k: v.clone() for k, v in model.state_dict().items()}
     fast = prepare_for_inference(model, {"out": "bn_b"}, precision="bf16", channels_last=True,
                                  fp32_modules=("conv_a",))
@@ -111,3 +111,4 @@ def test_prepare_for_inference_leaves_the_callers_model_alone() -> None:
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert isinstance(model.bn_b, nn.BatchNorm2d) and model.conv_b.weight.dtype == torch.float32
+    assert model.training and not fast.training
