@@ -14,6 +14,7 @@ model = load_model(spec, sm.input.weights, device)
 extract_activations(spec, model, sm.input.probe, sm.output.activations,
                     batch_size=ex["batch_size"], precision=ex["precision"],
                     channels_last=ex["channels_last"], storage_dtype=ex["storage_dtype"],
-                    compression=ex["compression"], fold_bn=ex["fold_batchnorm"], weights_sha256=sha256_file(sm.input.weights),
+                    compression=ex["compression"], fold_bn=ex["fold_batchnorm"],
+                    calibration_images=ex["calibration_images"], weights_sha256=sha256_file(sm.input.weights),
                     locking=sm.params.locking)
 log.info("wrote %s", sm.output.activations)

@@ -3,9 +3,11 @@
 Batched forward passes. The *fast path* (default) folds every batch norm into the convolution
 that feeds it, stores the weights in bfloat16, runs under bf16 autocast in the channels_last
 memory format and keeps a few numerically sensitive modules in float32
-(:func:`prepare_for_inference`); its agreement with plain fp32 is checked by
-``tests/test_extract.py`` (encoder_output RDM Spearman >= 0.999). Layer outputs are recorded by
-forward hooks and written batch by batch (memory is constant in N).
+(:func:`prepare_for_inference`). ``precision='int8'`` (CPU only) goes further: the residual
+branches of the ResNet bottlenecks run in static int8, calibrated on the first probe images, with
+the residual stream in floating point (:mod:`tasksim.quantize`). The agreement of both with plain
+fp32 is checked by ``tests/test_extract.py`` (encoder_output RDM Spearman >= 0.999). Layer
+outputs are recorded by forward hooks and written batch by batch (memory is constant in N).
 
 Interrupted runs resume: rows are written to ``<out>.partial`` whose attribute ``rows_done``
 is updated after every batch; a later call with the same provenance (weights, probe set,
@@ -20,7 +22,7 @@ import copy
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +35,15 @@ from tasksim import __version__
 from tasksim.fold import fold_batchnorm
 from tasksim.io import open_h5, read_str, str_dataset
 from tasksim.preprocess import LOW_SAT_RANGE, network_input
+from tasksim.quantize import quantize_residual_branches
 from tasksim.zoo import TASKONOMY_FP32_MODULES, ModelSpec, record_layers
 
 log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "bf16", "int8")
+#: compute_dtype provenance attribute of each precision.
+COMPUTE_DTYPES = {"fp32": "float32", "bf16": "bfloat16",
+                  "int8": "int8 residual branches, bfloat16 elsewhere"}
 
 PROVENANCE_KEYS = ("model", "weights_sha256", "probe_sha256", "preprocessing", "compute_dtype",
                    "storage_dtype", "channels_last", "fold_batchnorm", "layers")
@@ -50,12 +58,21 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def check_precision(precision: str, device: torch.device) -> None:
+    """Raise ``ValueError`` for an unknown precision, or int8 on a non-CPU device."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r} ({', '.join(PRECISIONS)})")
+    if precision == "int8" and device.type != "cpu":
+        raise ValueError(f"precision 'int8' runs on the CPU only (FBGEMM/oneDNN quantized kernels), "
+                         f"not on {device.type}; use precision 'bf16' there")
+
+
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast context for ``precision == 'bf16'``, else a no-op."""
-    if precision == "bf16":
+    """bf16 autocast context for ``precision`` ``'bf16'`` or ``'int8'`` (whose float parts run in
+    bf16), else a no-op."""
+    check_precision(precision, device)
+    if precision in ("bf16", "int8"):
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    if precision != "fp32":
-        raise ValueError(f"unknown precision {precision!r} (fp32 or bf16)")
     return contextlib.nullcontext()
 
 
@@ -84,16 +101,24 @@ def fp32_islands(model: torch.nn.Module, names: tuple[str, ...]):
 
 def prepare_for_inference(model: torch.nn.Module, layers: Mapping[str, str], precision: str = "bf16",
                           channels_last: bool = True, fold_bn: bool = True,
-                          fp32_modules: tuple[str, ...] = TASKONOMY_FP32_MODULES) -> torch.nn.Module:
+                          fp32_modules: tuple[str, ...] = TASKONOMY_FP32_MODULES,
+                          calibration: Iterable[torch.Tensor] = ()) -> torch.nn.Module:
     """A copy of ``model`` set up for :func:`forward_layers` (the caller's model is untouched).
 
     eval mode; batch norms folded into convolutions (``fold_bn``, recorded layers kept);
-    under ``precision='bf16'`` the weights are stored in bfloat16 except the modules named in
-    ``fp32_modules``; channels_last memory format if asked."""
+    under ``precision='int8'`` the bottleneck branches become static int8
+    (:func:`tasksim.quantize.quantize_residual_branches`, calibrated on the ``calibration``
+    batches of network inputs; recorded layers inside a block keep it in floating point);
+    under ``'bf16'`` and ``'int8'`` the (remaining float) weights are stored in bfloat16 except
+    the modules named in ``fp32_modules``; channels_last memory format if asked."""
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    check_precision(precision, device)
     model = copy.deepcopy(model).eval()
     if fold_bn:
         fold_batchnorm(model, keep=set(layers.values()))
-    if precision == "bf16":
+    if precision == "int8":
+        quantize_residual_branches(model, calibration, keep=set(layers.values()))
+    if precision in ("bf16", "int8"):
         model = model.to(torch.bfloat16)
         for name in fp32_modules:
             with contextlib.suppress(AttributeError):
@@ -108,8 +133,8 @@ def forward_layers(model: torch.nn.Module, layers: Mapping[str, str], x: torch.T
                    ) -> dict[str, torch.Tensor]:
     """One forward pass; float32 CPU copies of the recorded layer outputs (NCHW, contiguous).
 
-    Under ``precision='bf16'`` the modules named in ``fp32_modules`` run in float32."""
-    islands = fp32_islands(model, fp32_modules) if precision == "bf16" else contextlib.nullcontext()
+    Under ``precision`` ``'bf16'`` or ``'int8'`` the modules named in ``fp32_modules`` run in float32."""
+    islands = fp32_islands(model, fp32_modules) if precision != "fp32" else contextlib.nullcontext()
     with record_layers(model, layers) as store, torch.inference_mode(), islands, autocast(precision, x.device):
         model(x)
     return {k: v.float().contiguous().cpu() for k, v in store.items()}
@@ -135,7 +160,7 @@ def extract_activations(spec: ModelSpec, model: torch.nn.Module, probe_path: str
                         out_path: str | os.PathLike[str], *, batch_size: int = 16,
                         precision: str = "bf16", channels_last: bool = True,
                         storage_dtype: str = "float16", compression: str = "lzf",
-                        fold_bn: bool = True,
+                        fold_bn: bool = True, calibration_images: int = 16,
                         weights_sha256: str | None = None, locking: bool | None = None,
                         progress: bool = True,
                         on_batch: Callable[[int], None] | None = None) -> Path:
@@ -143,12 +168,14 @@ def extract_activations(spec: ModelSpec, model: torch.nn.Module, probe_path: str
 
     ``model`` is the loaded model (already on its device). ``on_batch(rows_done)`` is called after
     each batch is safely written (used to test interruption). ``fold_bn`` folds batch norms into
-    convolutions (:func:`prepare_for_inference`). Returns ``out_path``.
+    convolutions (:func:`prepare_for_inference`). ``precision='int8'`` is calibrated on the first
+    ``calibration_images`` probe images (preprocessed as for extraction), so a resumed run
+    rebuilds the same int8 model. Returns ``out_path``.
     """
     out_path = Path(out_path)
     partial = out_path.with_name(out_path.name + ".partial")
     device = next(iter(model.parameters()), torch.empty(0)).device
-    model = prepare_for_inference(model, spec.layers, precision, channels_last, fold_bn)
+    check_precision(precision, device)
     with open_h5(probe_path, "r", locking) as pf:
         n = int(pf["images"].shape[0])
         ids = read_str(pf["ids"])
@@ -161,9 +188,19 @@ def extract_activations(spec: ModelSpec, model: torch.nn.Module, probe_path: str
             "resolution": res, "crop": "centre square", "resize": "bilinear",
             "range": [-1.0, 1.0], "low_saturation": spec.low_saturation,
             "low_saturation_clip": list(LOW_SAT_RANGE) if spec.low_saturation else None})
+        calibration = ()
+        if precision == "int8":
+            k = min(n, calibration_images)
+            calibration = [network_input(pf["images"][lo:min(k, lo + batch_size)], spec.low_saturation)
+                           for lo in range(0, k, batch_size)]
+        model = prepare_for_inference(model, spec.layers, precision, channels_last, fold_bn,
+                                      calibration=calibration)
+        compute_dtype = COMPUTE_DTYPES[precision]
+        if precision == "int8":
+            compute_dtype += f" (calibrated on the first {min(n, calibration_images)} probe images)"
         prov = {"model": spec.name, "weights_sha256": weights_sha256 or spec.sha256 or "",
                 "probe_sha256": probe_sha, "preprocessing": preprocessing,
-                "compute_dtype": "bfloat16" if precision == "bf16" else "float32",
+                "compute_dtype": compute_dtype,
                 "storage_dtype": storage_dtype, "channels_last": bool(channels_last),
                 "fold_batchnorm": bool(fold_bn),
                 "layers": json.dumps(spec.layers, sort_keys=True)}

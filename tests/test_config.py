@@ -66,6 +66,12 @@ def test_wrong_type_names_the_key(tmp_path):
     p.write_text(yaml.safe_dump({"similarity": {"methods": ["rsa", "magic"]}}))
     with pytest.raises(ConfigError, match="similarity.methods"):
         load_config(p)
+    p.write_text(yaml.safe_dump({"extraction": {"precision": "fp16"}}))
+    with pytest.raises(ConfigError, match=r"(?s)extraction.precision.*fp16"):
+        load_config(p)
+    p.write_text(yaml.safe_dump({"extraction": {"precision": "int8", "calibration_images": 0}}))
+    with pytest.raises(ConfigError, match="extraction.calibration_images"):
+        load_config(p)
     p.write_text("tasks: [a\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(p)

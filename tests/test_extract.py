@@ -40,10 +40,13 @@ def test_layout_and_attributes(standin_zoo, scene_probe, tmp_path):
     assert not (tmp_path / "normal.h5.partial").exists()
 
 
-def test_interrupted_extraction_resumes_and_matches(standin_zoo, scene_probe, tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_interrupted_extraction_resumes_and_matches(standin_zoo, scene_probe, tmp_path, precision):
+    """An interrupted run resumes and ends equal to an uninterrupted one (for int8 this needs the
+    calibration, on the first probe images, to rebuild the same int8 model)."""
     spec, model = _spec_model(standin_zoo)
     ref = extract_activations(spec, model, scene_probe, tmp_path / "ref.h5", batch_size=2,
-                              precision="fp32", progress=False)
+                              precision=precision, progress=False)
 
     class Interrupt(Exception):
         pass
@@ -54,11 +57,11 @@ def test_interrupted_extraction_resumes_and_matches(standin_zoo, scene_probe, tm
 
     out = tmp_path / "out.h5"
     with pytest.raises(Interrupt):
-        extract_activations(spec, model, scene_probe, out, batch_size=2, precision="fp32",
+        extract_activations(spec, model, scene_probe, out, batch_size=2, precision=precision,
                             progress=False, on_batch=stop_after_first)
     assert not out.exists()  # no corrupt final file
     seen = []
-    extract_activations(spec, model, scene_probe, out, batch_size=2, precision="fp32",
+    extract_activations(spec, model, scene_probe, out, batch_size=2, precision=precision,
                         progress=False, on_batch=seen.append)
     assert seen == [4, 6]  # resumed after the first batch
     with h5py.File(ref) as a, h5py.File(out) as b:
@@ -82,10 +85,12 @@ def test_changed_provenance_restarts_instead_of_resuming(standin_zoo, scene_prob
     assert seen == [2, 4, 6]
 
 
-def test_fast_path_agrees_with_fp32(standin_zoo, tmp_path):
-    """Fast path (folded batch norm, bf16, channels_last) vs plain fp32: encoder_output RDM
-    Spearman >= 0.999 on 24 generated scenes (276 image pairs; with a dozen images one swapped
-    pair of nearly equal distances already moves the rank correlation by ~0.001)."""
+@pytest.mark.parametrize("precision", ["bf16", "int8"])
+def test_fast_path_agrees_with_fp32(standin_zoo, tmp_path, precision):
+    """Fast paths (folded batch norm, bf16, channels_last; int8 adds int8 residual branches,
+    calibrated on the first 16 images) vs plain fp32: encoder_output RDM Spearman >= 0.999 on 24
+    generated scenes (276 image pairs; with a dozen images one swapped pair of nearly equal
+    distances already moves the rank correlation by ~0.001)."""
     from tasksim.probe import write_probe
     from tasksim.scenes import render_rgb
 
@@ -96,12 +101,13 @@ def test_fast_path_agrees_with_fp32(standin_zoo, tmp_path):
     for task in ("normal", "edge_texture"):
         spec, model = _spec_model(standin_zoo, task)
         fast = extract_activations(spec, model, probe, tmp_path / f"{task}_fast.h5", batch_size=8,
-                                   precision="bf16", channels_last=True, progress=False)
+                                   precision=precision, channels_last=True, progress=False)
         slow = extract_activations(spec, model, probe, tmp_path / f"{task}_fp32.h5", batch_size=1,
                                    precision="fp32", channels_last=False, storage_dtype="float32",
                                    progress=False)
         with h5py.File(fast) as a, h5py.File(slow) as b:
+            assert a.attrs["compute_dtype"].startswith({"bf16": "bfloat16", "int8": "int8"}[precision])
             ra = rdm(a["layers"]["encoder_output"][()].astype(np.float64))
             rb = rdm(b["layers"]["encoder_output"][()].astype(np.float64))
         rho = spearmanr(upper_triangle(ra), upper_triangle(rb))[0]
-        assert rho >= 0.999, f"{task}: fast path RDM Spearman {rho:.5f} < 0.999"
+        assert rho >= 0.999, f"{task}: {precision} path RDM Spearman {rho:.5f} < 0.999"
