@@ -6,8 +6,11 @@ folded into the convolutions, bf16 weights under bf16 autocast (Taskonomy's comp
 fp32), channels_last, batches of --batch-size images.
 Both run the same stand-in TaskonomyEncoder (the real architecture; random weights calibrated to
 behave like a trained ResNet, tasksim.zoo.random_encoder) on generated indoor scenes, interleaved
-in one run so machine load affects both alike. Prints img/s, the speed-up, achieved GFLOP/s
-(15.2 GFLOP per 256x256 image) and the Spearman correlation of the encoder_output RDMs.
+in one run so machine load affects both alike. Freed memory stays in the process, as in the
+pipeline's rules (tasksim.snakeutils.retain_freed_memory; without it some processes re-fault
+their working set every batch and run the int8 path ~30 % slower). Prints img/s, the speed-up,
+achieved GFLOP/s (15.2 GFLOP per 256x256 image) and the Spearman correlation of the
+encoder_output RDMs.
 
     python benchmarks/bench_extract.py --images 32 --batch-size 8 --threads 2
 
@@ -43,6 +46,7 @@ from tasksim.extract import forward_layers, prepare_for_inference
 from tasksim.preprocess import network_input
 from tasksim.quantize import cpu_has_vnni, int8_qconfig
 from tasksim.scenes import render_rgb
+from tasksim.snakeutils import retain_freed_memory
 from tasksim.similarity.rsa import rdm, upper_triangle
 from tasksim.zoo import TASKONOMY_LAYERS, random_encoder, taskonomy_encoder
 
@@ -59,6 +63,7 @@ def main() -> None:
     ap.add_argument("--full-int8", action="store_true",
                     help="also measure whole-network static int8 (residual stream quantized too)")
     args = ap.parse_args()
+    retained = retain_freed_memory()  # as the pipeline's rule scripts do (tasksim.snakeutils.setup)
     torch.set_num_threads(args.threads)
     net = taskonomy_encoder()
     net.load_state_dict(random_encoder(0))
@@ -118,6 +123,7 @@ def main() -> None:
     flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
     isa = ", ".join(f for f in ("avx512_bf16", "amx_bf16", "amx_tile") if f in flags) or "none of avx512_bf16/amx"
     print(f"images {args.images}, batch {args.batch_size}, threads {args.threads}, best of {args.rounds} rounds")
+    print(f"glibc malloc keeps freed memory: {retained}")
     print(f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}; bf16 ISA: {isa}")
     print(f"int8: VNNI {'yes (8-bit activations)' if cpu_has_vnni() else 'no (7-bit activations)'}, "
           f"calibrated on {args.calibration_images} images")

@@ -85,3 +85,11 @@ def test_errors_name_the_problem():
     net = taskonomy_encoder().eval()
     with pytest.raises(ValueError, match="at least one image"):
         quantize_residual_branches(net, [])
+
+
+def test_freed_memory_is_retained_exactly_where_libc_is_glibc():
+    import platform
+
+    from tasksim.snakeutils import retain_freed_memory
+
+    assert retain_freed_memory() is (platform.libc_ver()[0] == "glibc")
