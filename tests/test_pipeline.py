@@ -54,7 +54,7 @@ def test_standin_pipeline_end_to_end(tmp_path):
         "standin": {"enabled": True, "seed": 1, "perturbation": 0.2,
                     "groups": {"g3d": tasks[:3], "g2d": tasks[3:]}},
         "probe": {"name": "scenes", "source": "generated", "n_images": 6},
-        "extraction": {"batch_size": 6},
+        "extraction": {"batch_size": 6, "precision": "int8"},  # the demo tests run bf16
         "similarity": {"methods": ["rsa", "attribution_gradxinput", "svcca", "cka_linear"],
                        "rsa": {"layers": ["block4", "encoder_output"]},
                        "attribution": {"batch_size": 6}},
@@ -72,6 +72,7 @@ def test_standin_pipeline_end_to_end(tmp_path):
         with h5py.File(res / "activations" / f"{t}.h5") as f:
             assert ids is None or list(f["ids"][()]) == ids
             ids = list(f["ids"][()])
+            assert f.attrs["compute_dtype"].startswith("int8 residual branches")
     sim = pd.read_csv(res / "similarity" / "rsa" / "encoder_output.csv", index_col=0)
     assert list(sim.index) == tasks and np.allclose(np.diag(sim), 1)
     within = np.mean([sim.loc[a, b] for g in (tasks[:3], tasks[3:]) for a in g for b in g if a != b])
