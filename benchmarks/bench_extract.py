@@ -38,6 +38,7 @@ import os
 import time
 import warnings
 
+import h5py
 import numpy as np
 import torch
 from scipy.stats import spearmanr
@@ -48,7 +49,7 @@ from tasksim.quantize import cpu_has_vnni, int8_qconfig
 from tasksim.scenes import render_rgb
 from tasksim.snakeutils import retain_freed_memory
 from tasksim.similarity.rsa import rdm, upper_triangle
-from tasksim.zoo import TASKONOMY_LAYERS, random_encoder, taskonomy_encoder
+from tasksim.zoo import TASKONOMY_LAYERS, random_encoder, read_state_dict, taskonomy_encoder
 
 GFLOP_PER_IMAGE = 15.2
 
@@ -59,6 +60,10 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds of both paths")
+    ap.add_argument("--weights", help="a Taskonomy encoder checkpoint (official format) instead of "
+                    "the stand-in, e.g. to check the agreement on real weights")
+    ap.add_argument("--probe", help="a probe HDF5 file (tasksim.probe layout) whose first --images images "
+                    "are used instead of generated scenes")
     ap.add_argument("--calibration-images", type=int, default=16, help="int8 path: calibration images")
     ap.add_argument("--full-int8", action="store_true",
                     help="also measure whole-network static int8 (residual stream quantized too)")
@@ -66,8 +71,12 @@ def main() -> None:
     retained = retain_freed_memory()  # as the pipeline's rule scripts do (tasksim.snakeutils.setup)
     torch.set_num_threads(args.threads)
     net = taskonomy_encoder()
-    net.load_state_dict(random_encoder(0))
-    imgs = render_rgb(args.images, 256, seed=1)
+    net.load_state_dict(read_state_dict(args.weights) if args.weights else random_encoder(0))
+    if args.probe:
+        with h5py.File(args.probe, "r") as f:
+            imgs = f["images"][:args.images]
+    else:
+        imgs = render_rgb(args.images, 256, seed=1)
     layers = {"encoder_output": TASKONOMY_LAYERS["encoder_output"]}
 
     net.eval()
@@ -122,6 +131,8 @@ def main() -> None:
     rho = {k: spearmanr(reference, upper_triangle(rdm(feats[k].astype(np.float64))))[0] for k in paths}
     flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
     isa = ", ".join(f for f in ("avx512_bf16", "amx_bf16", "amx_tile") if f in flags) or "none of avx512_bf16/amx"
+    print(f"weights: {args.weights or 'stand-in (tasksim.zoo.random_encoder(0))'}; "
+          f"images: {args.probe or 'generated scenes'}")
     print(f"images {args.images}, batch {args.batch_size}, threads {args.threads}, best of {args.rounds} rounds")
     print(f"glibc malloc keeps freed memory: {retained}")
     print(f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}; bf16 ISA: {isa}")
