@@ -1,4 +1,4 @@
-"""Verified downloads: streamed, atomic, SHA-256 checked, retried.
+"""Verified downloads: streamed, atomic, SHA-256 checked, retried in proportion to the fault.
 
 A *source* is any of
 
@@ -8,13 +8,20 @@ A *source* is any of
 
 The file is streamed to a temporary name beside ``dest``, hashed while it is written, and renamed
 to ``dest`` only if the SHA-256 matches. A mismatch raises :class:`ChecksumError` naming the file,
-the expected and the actual hash, and leaves no file behind; network errors and truncated
-transfers are retried with exponential back-off.
+the expected and the actual hash and what became of the bytes; no partial file is left behind.
+
+Faults are handled in proportion: transient ones (time-outs, dropped connections, bodies cut
+short of their ``Content-Length``, HTTP 5xx, 408, and 429 with a short ``Retry-After``) are retried
+with exponential back-off; permanent ones (404 and the other 4xx answers, a checksum mismatch)
+fail at once with :class:`PermanentDownloadError` or :class:`ChecksumError`, since trying again
+would fetch the same wrong answer. Partial files left by a killed earlier attempt
+(``.<name>.<random>.part`` beside ``dest``) are removed before a download starts.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
 import time
@@ -28,19 +35,27 @@ from tasksim.io import atomic_path
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
+#: HTTP status codes worth another attempt (besides every 5xx).
+TRANSIENT_STATUS = frozenset({408, 425, 429})
+#: Longest ``Retry-After`` (seconds) that is waited for before a retry.
+MAX_RETRY_AFTER = 60.0
 
 
 class ChecksumError(ValueError):
-    """Downloaded bytes do not have the expected SHA-256."""
+    """Bytes do not have the expected SHA-256; the message says what became of them."""
 
-    def __init__(self, name: str, expected: str, actual: str) -> None:
-        super().__init__(f"SHA-256 mismatch for {name}: expected {expected}, got {actual}; "
-                         f"the file was not kept")
+    def __init__(self, name: str, expected: str, actual: str, outcome: str = "") -> None:
+        super().__init__(f"SHA-256 mismatch for {name}: expected {expected}, got {actual}"
+                         + (f"; {outcome}" if outcome else ""))
         self.name, self.expected, self.actual = name, expected, actual
 
 
 class TruncatedDownloadError(IOError):
     """The transfer ended before the announced Content-Length."""
+
+
+class PermanentDownloadError(OSError):
+    """The server refused the file for good (HTTP 4xx other than 408/425/429): not retried."""
 
 
 def is_url(source: str) -> bool:
@@ -69,6 +84,27 @@ def resolve(source: str, filename: str | None = None) -> str:
     return str(path)
 
 
+def remove_stale_partials(dest: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary ``.<name>.*.part`` files an interrupted write of ``dest`` left behind.
+
+    Only one job writes a given output at a time (Snakemake's guarantee), so any such file beside
+    ``dest`` belongs to a dead attempt. Returns the removed paths.
+    """
+    dest = Path(dest)
+    removed: list[Path] = []
+    if dest.parent.is_dir():
+        for part in dest.parent.glob(f".{dest.name}.*.part"):
+            try:
+                part.unlink()
+                removed.append(part)
+            except FileNotFoundError:
+                pass
+    if removed:
+        log.info("removed %d stale partial file(s) of %s: %s", len(removed), dest,
+                 ", ".join(p.name for p in removed))
+    return removed
+
+
 def _copy_stream(src, dst, hasher, expected_len: int | None) -> int:
     n = 0
     while block := src.read(_CHUNK):
@@ -80,8 +116,31 @@ def _copy_stream(src, dst, hasher, expected_len: int | None) -> int:
     return n
 
 
+def _retry_after(err: urllib.error.HTTPError) -> float | None:
+    value = err.headers.get("Retry-After") if err.headers is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _http_status_error(where: str, err: urllib.error.HTTPError) -> Exception | None:
+    """``None`` for a transient status (retry), else the permanent error to raise."""
+    if err.code >= 500 or err.code in TRANSIENT_STATUS:
+        wait = _retry_after(err)
+        if err.code == 429 and wait is not None and wait > MAX_RETRY_AFTER:
+            return PermanentDownloadError(
+                f"download of {where} refused by the server's rate limit (HTTP 429); it asks to wait "
+                f"{wait:.0f} s: try again later, or use a local mirror")
+        return None
+    what = {404: "not found", 401: "authentication required", 403: "access forbidden",
+            410: "gone"}.get(err.code, err.reason or "refused")
+    return PermanentDownloadError(f"download of {where} failed: HTTP {err.code} {what} "
+                                  f"(a permanent answer, not retried)")
+
+
 def fetch(source: str, dest: str | os.PathLike[str], sha256: str | None, *, filename: str | None = None,
-          retries: int = 3, backoff: float = 2.0, timeout: float = 60.0) -> Path:
+          retries: int = 4, backoff: float = 2.0, timeout: float = 60.0) -> Path:
     """Fetch ``source`` (URL, ``file://`` URL, local file or mirror directory) to ``dest``.
 
     Parameters
@@ -89,14 +148,13 @@ def fetch(source: str, dest: str | os.PathLike[str], sha256: str | None, *, file
     source, filename
         Where the bytes come from; see :func:`resolve`.
     dest
-        Final path; written atomically.
+        Final path; written atomically. Stale partial files of ``dest`` are removed first.
     sha256
         Expected hex digest. ``None`` skips verification (only for sources without a published
         hash, and logged as a warning).
     retries
-        Attempts for transient errors (network errors, truncated transfers). A checksum mismatch
-        of a local file is not retried; a mismatch of a network download is retried once more in
-        case the transfer was corrupted, then raised.
+        Attempts for transient faults (see the module docstring). Permanent faults (HTTP 4xx, a
+        checksum mismatch, a missing local file) are raised at the first attempt.
     """
     dest = Path(dest)
     where = resolve(source, filename)
@@ -105,9 +163,14 @@ def fetch(source: str, dest: str | os.PathLike[str], sha256: str | None, *, file
     remote = urllib.parse.urlparse(where).scheme in {"http", "https"}
     if not remote and not Path(where).is_file():
         raise FileNotFoundError(f"weights/data source not found: {where} (for {dest})")
+    remove_stale_partials(dest)
+    outcome = (f"the downloaded bytes were discarded and {dest} was not written" if remote else
+               f"the source file {where} was left as it is and {dest} was not written")
     last: Exception | None = None
-    for attempt in range(1, max(1, retries) + 1):
+    attempts = max(1, retries)
+    for attempt in range(1, attempts + 1):
         hasher = hashlib.sha256()
+        wait = backoff * 2 ** (attempt - 1)
         try:
             with atomic_path(dest) as tmp, open(tmp, "wb") as out:
                 if remote:
@@ -123,21 +186,23 @@ def fetch(source: str, dest: str | os.PathLike[str], sha256: str | None, *, file
                 if expected is None:
                     log.warning("no SHA-256 given for %s; stored unverified (sha256 %s)", where, actual)
                 elif actual != expected:
-                    raise ChecksumError(name, expected, actual)
+                    raise ChecksumError(name, expected, actual, outcome)
             log.info("fetched %s -> %s (sha256 %s)", where, dest, actual)
             return dest
-        except ChecksumError as err:
+        except urllib.error.HTTPError as err:
+            permanent = _http_status_error(where, err)
+            if permanent is not None:
+                raise permanent from None
             last = err
-            if not remote or attempt >= retries:
-                raise
-        except (urllib.error.URLError, TimeoutError, ConnectionError, TruncatedDownloadError) as err:
+            wait = max(wait, min(_retry_after(err) or 0.0, MAX_RETRY_AFTER))
+        except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException,
+                TruncatedDownloadError) as err:
             last = err
-            if attempt >= retries:
-                break
-        wait = backoff * 2 ** (attempt - 1)
-        log.warning("attempt %d/%d for %s failed (%s); retrying in %.1f s", attempt, retries, where, last, wait)
+        if attempt >= attempts:
+            break
+        log.warning("attempt %d/%d for %s failed (%s); retrying in %.1f s", attempt, attempts, where, last, wait)
         time.sleep(wait)
-    raise OSError(f"download of {where} to {dest} failed after {retries} attempts: {last}") from last
+    raise OSError(f"download of {where} to {dest} failed after {attempts} attempts: {last}") from last
 
 
 def copy_verified(src: str | os.PathLike[str], dest: str | os.PathLike[str], sha256: str) -> Path:
@@ -145,4 +210,5 @@ def copy_verified(src: str | os.PathLike[str], dest: str | os.PathLike[str], sha
     return fetch(os.fspath(src), dest, sha256, retries=1)
 
 
-__all__ = ["ChecksumError", "TruncatedDownloadError", "fetch", "resolve", "is_url", "copy_verified"]
+__all__ = ["ChecksumError", "PermanentDownloadError", "TruncatedDownloadError", "fetch", "resolve",
+           "is_url", "copy_verified", "remove_stale_partials"]

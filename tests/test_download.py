@@ -91,3 +91,58 @@ def test_resolve_mirror_and_url_prefix(tmp_path):
     assert resolve("https://h/p/", "f.pth") == "https://h/p/f.pth"
     assert resolve(tmp_path.as_uri() + "/", "f.pth") == str(tmp_path / "f.pth")
     assert resolve(str(tmp_path), "f.pth") == str(tmp_path / "f.pth")
+
+
+def test_local_checksum_message_says_the_source_was_left_in_place(tmp_path):
+    src = tmp_path / "a.pth"
+    src.write_bytes(b"abc")
+    with pytest.raises(ChecksumError, match=r"source file .*a.pth was left as it is and .*out.pth was not written"):
+        fetch(str(src), tmp_path / "out.pth", "0" * 64)
+    assert src.read_bytes() == b"abc"
+
+
+def _fake(**faults):
+    from fake_github import FakeGitHub
+
+    gh = FakeGitHub(max_seconds=120)
+    gh.add_file("w.pth", b"w" * 5000)
+    for path, kinds in faults.items():
+        gh.fault(f"/files/{path}", *kinds)
+    return gh
+
+
+def test_permanent_faults_are_tried_once(tmp_path):
+    from tasksim.download import PermanentDownloadError
+
+    with _fake() as gh:
+        with pytest.raises(PermanentDownloadError, match=r"missing.pth failed: HTTP 404 not found"):
+            fetch(gh.url + "/files/missing.pth", tmp_path / "m.pth", None, backoff=0.01)
+        assert gh.calls("/files/missing.pth") == 1
+        # a wrong checksum of a download is not retried either: the server would send the same bytes
+        with pytest.raises(ChecksumError, match="downloaded bytes were discarded"):
+            fetch(gh.url + "/files/w.pth", tmp_path / "w.pth", "0" * 64, backoff=0.01)
+        assert gh.calls("/files/w.pth") == 1
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_transient_faults_are_retried_until_the_file_arrives(tmp_path):
+    with _fake(**{"w.pth": ["500", "cut", "retry_after"]}) as gh:
+        fetch(gh.url + "/files/w.pth", tmp_path / "w.pth", _sha(b"w" * 5000), backoff=0.01)
+        assert gh.calls("/files/w.pth") == 4 and (tmp_path / "w.pth").read_bytes() == b"w" * 5000
+
+
+def test_stale_partials_of_a_killed_download_are_removed(tmp_path):
+    data = b"weights" * 100
+    src = tmp_path / "src" / "x.pth"
+    src.parent.mkdir()
+    src.write_bytes(data)
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = [out / ".x.pth.abc123.part", out / ".x.pth.zz9.part"]
+    for s in stale:
+        s.write_bytes(b"partial")
+    other = out / ".y.pth.abc.part"  # another file's partial is not ours to remove
+    other.write_bytes(b"p")
+    fetch(str(src), out / "x.pth", _sha(data))
+    assert not any(s.exists() for s in stale) and other.exists()
+    assert sorted(p.name for p in out.iterdir()) == [".y.pth.abc.part", "x.pth"]

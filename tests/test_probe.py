@@ -43,7 +43,7 @@ def test_folder_with_list_file_keeps_its_order(tmp_path):
     root = _folder(tmp_path)
     lst = tmp_path / "list.txt"
     lst.write_text("gray16.png\nsub/im1.png\n")
-    cfg = validate_config({"probe": {"source": "folder", "n_images": 10,
+    cfg = validate_config({"probe": {"source": "folder", "n_images": 2,
                                      "folder": {"path": str(root), "list_file": str(lst)}},
                            "preprocessing": {"resolution": 16}})
     build_probe_set(cfg, tmp_path / "p.h5", progress=False)
@@ -54,7 +54,8 @@ def test_folder_with_list_file_keeps_its_order(tmp_path):
 def test_unreadable_image_fails_naming_it(tmp_path):
     root = _folder(tmp_path)
     (root / "broken.png").write_bytes(b"\x89PNG garbage")
-    cfg = validate_config({"probe": {"source": "folder", "n_images": 100, "folder": {"path": str(root)}},
+    cfg = validate_config({"probe": {"source": "folder", "n_images": 100, "allow_fewer": True,
+                                     "folder": {"path": str(root)}},
                            "preprocessing": {"resolution": 16}})
     with pytest.raises(ProbeImageError, match="broken.png"):
         build_probe_set(cfg, tmp_path / "p.h5", progress=False)
@@ -88,3 +89,45 @@ def test_generated_scenes_are_structured_not_noise(tmp_path):
     img = read_probe(tmp_path / "a.h5")["images"].astype(float).mean(axis=3)
     corr = np.corrcoef(img[:, :, :-1].ravel(), img[:, :, 1:].ravel())[0, 1]
     assert corr > 0.8  # neighbouring pixels agree: scenes, not uniform noise
+
+
+def test_fewer_images_than_asked_fail_naming_folder_and_counts(tmp_path):
+    root = _folder(tmp_path)  # 6 images
+    cfg = validate_config({"probe": {"source": "folder", "n_images": 12, "folder": {"path": str(root)}},
+                           "preprocessing": {"resolution": 16}})
+    with pytest.raises(ValueError, match=r"imgs holds 6 images but probe.n_images asks for 12"):
+        build_probe_set(cfg, tmp_path / "p.h5", progress=False)
+    assert not (tmp_path / "p.h5").exists()
+    # allowed explicitly: all six are used, and the probe file says how many were asked for
+    cfg["probe"]["allow_fewer"] = True
+    build_probe_set(cfg, tmp_path / "p.h5", progress=False)
+    p = read_probe(tmp_path / "p.h5")
+    assert len(p["ids"]) == 6 and p["n_images"] == 6 and p["n_requested"] == 12
+
+
+def test_a_single_image_is_refused_even_when_fewer_are_allowed(tmp_path):
+    root = tmp_path / "one"
+    root.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(root / "a.png")
+    cfg = validate_config({"probe": {"source": "folder", "n_images": 4, "allow_fewer": True,
+                                     "folder": {"path": str(root)}}, "preprocessing": {"resolution": 16}})
+    with pytest.raises(ValueError, match="yields 1 image.*at least 2"):
+        build_probe_set(cfg, tmp_path / "p.h5", progress=False)
+
+
+def test_exif_rotated_jpeg_is_stored_as_displayed(tmp_path):
+    from tasksim.probe import load_image
+
+    # a landscape sensor image whose EXIF says "rotate 90 degrees clockwise to display" (phones)
+    sensor = np.zeros((40, 80, 3), np.uint8)
+    sensor[:, :40] = (250, 20, 20)  # left half red, right half blue
+    sensor[:, 40:] = (20, 20, 250)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(sensor).save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    shown = np.asarray(Image.fromarray(sensor).transpose(Image.Transpose.ROTATE_270))  # what a viewer shows
+    assert shown.shape == (80, 40, 3)
+    img = load_image(tmp_path / "phone.jpg", 32).astype(int)
+    # displayed: red on top, blue below (stored upright it would be red left, blue right)
+    assert img[:8, :, 0].mean() > 200 and img[-8:, :, 2].mean() > 200
+    assert img[:8, :, 2].mean() < 60 and img[-8:, :, 0].mean() < 60

@@ -13,6 +13,7 @@ LOGS = f"{RESULTS}/logs"
 BENCH = f"{RESULTS}/benchmarks"
 MODELS = model_names(config)
 PROBE = f"{DATA}/probe/{config['probe']['name']}.h5"
+PROBE_URL_LIST = f"{DATA}/probe/{config['probe']['name']}.urls.txt"
 STANDIN_MANIFEST = f"{DATA}/standin/SHA256SUMS"
 if config["standin"]["enabled"]:
     config["taskonomy"]["weights_source"] = f"{DATA}/standin/"

@@ -6,6 +6,7 @@ rule probe_set:
         "../envs/tasksim.yaml"
     output:
         probe=PROBE,
+        url_list=PROBE_URL_LIST,
     params:
         probe=config["probe"],
         preprocessing=config["preprocessing"],

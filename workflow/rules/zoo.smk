@@ -31,7 +31,6 @@ rule download_weights:
         model=model_config,
     log:
         f"{LOGS}/download_weights/{{model}}.log",
-    retries: 2
     resources:
         mem_mb=500,
         runtime=30,
