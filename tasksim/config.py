@@ -52,6 +52,53 @@ def _fill_defaults(instance: Any, schema: Mapping[str, Any]) -> Any:
     return instance
 
 
+_TRUE, _FALSE = {"true", "yes", "on"}, {"false", "no", "off"}
+
+
+def _coerce_scalar(value: str, types: list[str]) -> Any:
+    """A string as the number or boolean the schema asks for, or unchanged if it is not one."""
+    text = value.strip()
+    if "integer" in types:
+        try:
+            return int(text)
+        except ValueError:
+            pass
+    if "number" in types:
+        try:
+            return float(text)
+        except ValueError:
+            pass
+    if "boolean" in types and text.lower() in _TRUE | _FALSE:
+        return text.lower() in _TRUE
+    if "null" in types and text.lower() in {"null", "none", "~"}:
+        return None
+    return value
+
+
+def coerce_strings(instance: Any, schema: Mapping[str, Any]) -> Any:
+    """Turn strings into the numbers or booleans the schema declares, recursively, in place.
+
+    ``snakemake --config probe='{"n_images": 100}'`` hands nested values over as strings
+    (``'100'``), and YAML 1.1 reads ``1.0e6`` as a string; where the schema wants a number (or a
+    boolean, or null) and the string is one, the value meant is used. Anything else is left for
+    validation to report.
+    """
+    types = schema.get("type")
+    types = [types] if isinstance(types, str) else list(types or [])
+    if isinstance(instance, str) and "string" not in types and types:
+        return _coerce_scalar(instance, types)
+    if isinstance(instance, dict):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for key, value in instance.items():
+            sub = props.get(key, extra if isinstance(extra, dict) else None)
+            if isinstance(sub, Mapping):
+                instance[key] = coerce_strings(value, sub)
+    elif isinstance(instance, list) and isinstance(schema.get("items"), Mapping):
+        instance[:] = [coerce_strings(v, schema["items"]) for v in instance]
+    return instance
+
+
 def _where(err: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in err.absolute_path) or "<top level>"
 
@@ -62,7 +109,7 @@ def validate_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None 
     Raises :class:`ConfigError` naming the offending key and value.
     """
     schema = load_schema() if schema is None else schema
-    cfg = _fill_defaults(copy.deepcopy(dict(config)), schema)
+    cfg = _fill_defaults(coerce_strings(copy.deepcopy(dict(config)), schema), schema)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:

@@ -108,3 +108,17 @@ def test_config_readme_lists_every_schema_key():
 
     readme = (REPO / "config" / "README.md").read_text()
     assert schema_markdown() in readme, "config/README.md is stale: regenerate the table with python -m tasksim.config --markdown"
+
+
+def test_numbers_written_as_strings_are_taken_as_meant():
+    # snakemake --config probe='{"n_images": 100}' hands the nested value over as the string '100'
+    cfg = validate_config({"probe": {"n_images": "100", "allow_fewer": "true"},
+                           "similarity": {"cca": {"variance": "0.95", "k": "null"}},
+                           "taxonomy": {"confidence": "9.5e-1"}})
+    assert cfg["probe"]["n_images"] == 100 and cfg["probe"]["allow_fewer"] is True
+    assert cfg["similarity"]["cca"]["variance"] == 0.95 and cfg["similarity"]["cca"]["k"] is None
+    assert cfg["taxonomy"]["confidence"] == 0.95
+    # strings stay strings where the schema wants a string, and a non-number still fails, naming the key
+    assert validate_config({"probe": {"name": "123"}})["probe"]["name"] == "123"
+    with pytest.raises(ConfigError, match=r"probe.n_images: 'many' is not of type 'integer'"):
+        validate_config({"probe": {"n_images": "many"}})
