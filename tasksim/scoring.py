@@ -1,5 +1,5 @@
-"""Agreement of a task-similarity matrix with a transfer ground truth (METHODS.md, "How agreement
-with Taskonomy is scored").
+"""Agreement of a task-similarity matrix with a transfer ground truth (docs/methods.md, "Scoring
+protocols").
 
 Conventions. A *similarity* is a DataFrame whose index and columns are canonical task names;
 entry ``[a, b]`` is the similarity of task ``a`` to task ``b``. For target ``t`` the methods are
