@@ -188,8 +188,10 @@ def _row(protocol: str, score: str, value: float | None, n_sources: int, n_targe
             "n_targets": n_targets, "groundtruth": groundtruth, "note": note}
 
 
-def _subset_note(n: int, full: int, what: str) -> str:
-    return "" if n == full else f"{n} of the {full} paper {what}: not comparable with published figures"
+def _subset_note(*counts: tuple[int, int, str]) -> str:
+    """``"3 of the 18 paper targets, 3 of the 20 paper sources: not comparable ..."`` or ``""``."""
+    parts = [f"{n} of the {full} paper {what}" for n, full, what in counts if n != full]
+    return f"{', '.join(parts)}: not comparable with published figures" if parts else ""
 
 
 def _gt_name(protocol: str) -> str:
@@ -206,8 +208,8 @@ def _attribution_rows(m: pd.DataFrame, gt: pd.DataFrame, all_k: bool) -> list[di
     n_rel = min(_sc.N_RELEVANT, len(src) - 2)
     pr = _sc.precision_recall_at_k(m, gt, tgt, src, n_rel)
     notes = [f"top-{n_rel} sources relevant; random P@K = {_sc.random_precision_at_k(len(src) - 1, n_rel):.3f}",
-             _subset_note(len(tgt), len(_sc.ATTRIBUTION_TARGETS), "targets"),
-             _subset_note(len(src), len(_sc.ATTRIBUTION_SOURCES), "sources")]
+             _subset_note((len(tgt), len(_sc.ATTRIBUTION_TARGETS), "targets"),
+                          (len(src), len(_sc.ATTRIBUTION_SOURCES), "sources"))]
     note = "; ".join(n for n in notes if n)
     ks = list(pr.index) if all_k else [k for k in (1, 5) if k in pr.index]
     rows = [_row("attribution", f"p@{k}", float(pr.loc[k, "precision"]), len(src), len(tgt), name, note)
@@ -226,8 +228,8 @@ def _dds_rows(protocol: str, m: pd.DataFrame, gt: pd.DataFrame) -> list[dict[str
     if len(src) < 3 or not tgt:
         return [_row(protocol, protocol, None, len(src), len(tgt), name,
                      f"skipped: needs at least 3 DDS sources and 1 DDS target, has {src} / {tgt}")]
-    subset = "; ".join(n for n in (_subset_note(len(tgt), len(_sc.DDS_TASKS), "targets"),
-                                   _subset_note(len(src), len(_sc.DDS_TASKS), "sources")) if n)
+    subset = _subset_note((len(tgt), len(_sc.DDS_TASKS), "targets"),
+                          (len(src), len(_sc.DDS_TASKS), "sources"))
     rows = []
     own = [t for t in tgt if t in src]
     if own:
@@ -271,7 +273,7 @@ def _tree_rows(m: pd.DataFrame, gt16: pd.DataFrame, kind: str, tree: Mapping[str
         return [_row("tree", "tree_cophenetic", None, len(common), len(common), name,
                      f"skipped: needs at least {need} of the 20 tree tasks, has {common}")]
     agree = _sc.tree_agreement(z, labels, z_ref, ref_labels, n_clusters)
-    subset = _subset_note(len(common), len(_gt.TREE_TASKS), "tree tasks")
+    subset = _subset_note((len(common), len(_gt.TREE_TASKS), "tree tasks"))
     note = how + (f"; {subset}" if subset else "")
     return [_row("tree", "tree_cophenetic", agree["cophenetic_correlation"], len(common), len(common),
                  name, note),

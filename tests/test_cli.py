@@ -278,3 +278,31 @@ def test_unusable_groundtruth_source_exits_2(tmp_path, capsys):
     (bad / "all_affinities_16k.pkl").write_bytes(b"not the Taskonomy pickle")
     code, _, err = _run(["score", path, "--groundtruth", tmp_path / "bad-mirror"], capsys)
     assert code == 2 and "SHA-256 mismatch" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.shared
+def test_groundtruth_from_file_and_http_urls_matches_the_directory(tmp_path, shared_taskonomy):
+    import functools
+    import http.server
+    import threading
+
+    m = _similarity(seed=5)
+    ref = matrixscore.score_task_matrix(m, matrixscore.load_groundtruth(shared_taskonomy))
+    via_file = matrixscore.load_groundtruth(shared_taskonomy.resolve().as_uri())
+    pd.testing.assert_frame_equal(matrixscore.score_task_matrix(m, via_file), ref)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(shared_taskonomy))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        cache = tmp_path / "cache"
+        via_http = matrixscore.load_groundtruth(url, cache)
+    finally:
+        server.shutdown()
+        server.server_close()
+    pd.testing.assert_frame_equal(matrixscore.score_task_matrix(m, via_http), ref)
+    # downloaded once into the cache, under the results/ layout, and verified there
+    assert sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*.pkl")) == [
+        "affinities/all_affinities.pkl", "affinities/all_affinities_16k.pkl", "winrates/wins_vs_pixels_16k.pkl"]
