@@ -1,4 +1,4 @@
-"""The scientific check of Mini-Taskonomy, with printed figures (issue 6).
+"""The scientific check of Mini-Taskonomy, with printed figures.
 
 Runs the demo pipeline (``config/demo.yaml`` unless ``--configfile``; skip with ``--skip-run``
 to read an existing run), then prints:
@@ -13,8 +13,8 @@ to read an existing run), then prints:
    (:mod:`tasksim.minitaskonomy.check`);
 4. the 2D / 3D / semantic structure of the RSA tree and of the measured affinity's own tree;
 5. the agreement with the original Taskonomy affinity on the shared tasks, when computed;
-6. the verdict of the issue's criteria: RSA (encoder_output) >= 0.7 with p < 0.01, random
-   baseline within +-0.15 of 0, under the DDS protocol of METHODS.md (per-target Spearman with
+6. the verdict of the acceptance criteria: RSA (encoder_output) >= 0.7 with p < 0.01, random
+   baseline within +-0.15 of 0, under the DDS protocol of docs/methods.md (per-target Spearman with
    the target's own entry included); the same figures over the other sources only (see
    :func:`tasksim.minitaskonomy.check.mean_target_spearman`) are printed beside them as a
    stricter diagnostic. Exit status 1 if a criterion fails.
@@ -150,8 +150,8 @@ def main() -> int:
 
     ok = True
     if checks:
-        print("\n== criteria (issue 6), RSA on encoder_output; the criterion uses the DDS protocol of")
-        print("   METHODS.md (own entry included); 'others' is the stricter diagnostic, not a criterion")
+        print("\n== criteria, RSA on encoder_output; the criterion uses the DDS protocol of")
+        print("   docs/methods.md (own entry included); 'others' is the stricter diagnostic, not a criterion")
         for label, (s_t, s_r) in checks.items():
             c1 = s_t["score"] >= 0.7 and s_t["p_value"] < 0.01
             c2 = abs(s_r["score"]) <= 0.15

@@ -1,4 +1,4 @@
-"""Attribution maps of an encoder and their per-image cosine similarity (METHODS.md, "Attribution maps").
+"""Attribution maps of an encoder and their per-image cosine similarity (docs/methods.md, "Attribution-map similarity").
 
 What is attributed
     The SUM of all output units of ``model(images)`` (for a Taskonomy encoder the 8 x 16 x 16 code),

@@ -183,6 +183,59 @@ def schema_markdown(schema: Mapping[str, Any] | None = None) -> str:
     return "\n".join(rows) + "\n"
 
 
+#: Section of ``similarity`` in the configuration holding each method's options.
+METHOD_SECTIONS: dict[str, str] = {
+    "rsa": "rsa", "svcca": "cca", "pwcca": "cca", "cka_linear": "cka", "cka_rbf": "cka",
+    "attribution_saliency": "attribution", "attribution_gradxinput": "attribution",
+    "attribution_elrp": "attribution",
+}
+
+#: Keys of a shared section that concern only some of its methods.
+_SECTION_KEY_METHODS: dict[str, tuple[str, ...]] = {
+    "rbf_threshold": ("cka_rbf",), "epsilon": ("attribution_elrp",),
+}
+
+
+def similarity_methods(schema: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every similarity method the registry or the schema knows, with its options and defaults.
+
+    One dict per method (the schema's order, then methods only the registry has): ``name``,
+    ``kind`` (``features`` / ``attribution``; None if not registered), ``description``,
+    ``registered``, ``in_config`` (accepted by ``similarity.methods``), ``default_run`` (in that
+    key's default list), ``section`` (``similarity.<section>`` holding its configuration
+    options), ``config_options`` (``[(key, default, description), ...]`` of that section) and
+    ``function_options`` (``{name: default}`` of the registered function, for the Python API).
+    A missing schema file (an installed package without the workflow folder) leaves the
+    configuration fields empty.
+    """
+    from tasksim.similarity.registry import REGISTRY, available_methods, method_options
+
+    if schema is None:
+        schema = load_schema() if SCHEMA_PATH.is_file() else {}
+    sim = schema.get("properties", {}).get("similarity", {}).get("properties", {})
+    meth = sim.get("methods", {})
+    accepted = list(meth.get("items", {}).get("enum", []))
+    default_run = list(meth.get("default", []))
+    registered = available_methods()
+    names = accepted + [m for m in registered if m not in accepted]
+    out = []
+    for name in names:
+        spec = REGISTRY.get(name)
+        section = METHOD_SECTIONS.get(name, name)
+        props = sim.get(section, {}).get("properties", {}) if name in accepted else {}
+        out.append({
+            "name": name, "kind": spec.kind if spec else None,
+            "description": spec.description if spec else "",
+            "registered": spec is not None, "in_config": name in accepted,
+            "default_run": name in default_run,
+            "section": f"similarity.{section}" if props else None,
+            "config_options": [(k, v.get("default"), " ".join(str(v.get("description", "")).split()))
+                               for k, v in props.items() if name in _SECTION_KEY_METHODS.get(k, (name,))],
+            "function_options": method_options(name) if spec else {},
+        })
+    return out
+
+
 if __name__ == "__main__":  # python -m tasksim.config --markdown
     import sys
 
@@ -190,5 +243,5 @@ if __name__ == "__main__":  # python -m tasksim.config --markdown
         print(schema_markdown(), end="")
 
 
-__all__ = ["ConfigError", "SCHEMA_PATH", "load_config", "load_schema", "model_names",
-           "validate_config", "canonical"]
+__all__ = ["ConfigError", "SCHEMA_PATH", "METHOD_SECTIONS", "load_config", "load_schema",
+           "model_names", "similarity_methods", "validate_config", "canonical"]

@@ -1,7 +1,7 @@
 """The original Taskonomy affinities and win rates: verified download, safe parsing, reference tree.
 
 Source of truth: the public repository StanfordVL/taskonomy at commit
-:data:`TASKONOMY_COMMIT`, folder ``results/`` (METHODS.md, "The original Taskonomy affinities").
+:data:`TASKONOMY_COMMIT`, folder ``results/`` (docs/methods.md, "The ground truth").
 Nine Python pickles (protocol 3), each a ``dict`` from a transfer key to ``numpy.float64``:
 
 * ``affinities/all_affinities{,_16k,_1k}.pkl``: AHP-normalised affinities (higher = better; for a

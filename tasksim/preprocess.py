@@ -1,4 +1,4 @@
-"""Probe-image preprocessing exactly as the RSA and attribution papers (METHODS.md).
+"""Probe-image preprocessing exactly as the RSA and attribution papers (docs/methods.md).
 
 1. centre square crop (side = shorter side),
 2. resize to ``resolution`` x ``resolution`` (bilinear, as Taskonomy's ``resize_image`` with

@@ -1,5 +1,5 @@
-"""Agreement of a task-similarity matrix with a transfer ground truth (METHODS.md, "How agreement
-with Taskonomy is scored").
+"""Agreement of a task-similarity matrix with a transfer ground truth (docs/methods.md, "Scoring
+protocols").
 
 Conventions. A *similarity* is a DataFrame whose index and columns are canonical task names;
 entry ``[a, b]`` is the similarity of task ``a`` to task ``b``. For target ``t`` the methods are
@@ -142,32 +142,42 @@ def random_precision_at_k(n_candidates: int = len(ATTRIBUTION_SOURCES) - 1,
 
 def dds_per_target(similarity: pd.DataFrame, groundtruth: pd.DataFrame,
                    tasks: Sequence[str] = DDS_TASKS,
-                   groundtruth_self: str = "own_encoder") -> pd.Series:
+                   groundtruth_self: str = "own_encoder", *,
+                   targets: Sequence[str] | None = None, own_entry: bool = True) -> pd.Series:
     """Spearman, per target, between the method's column and the ground-truth column over ``tasks``.
 
-    The target's own entry is included: the method's diagonal ``similarity[t, t]`` against
-    ``groundtruth[t, t]`` (``X__X``, own frozen encoder; default) or against
-    ``groundtruth["self", t]`` (``groundtruth_self="self"``). Returns a Series indexed by target.
+    ``tasks`` are the sources (rows); ``targets`` (columns) default to ``tasks``. With
+    ``own_entry=True`` (the DDS protocol) a target that is also a source keeps its own entry:
+    the method's ``similarity[t, t]`` against ``groundtruth[t, t]`` (``X__X``, own frozen
+    encoder; default) or against ``groundtruth["self", t]`` (``groundtruth_self="self"``).
+    ``own_entry=False`` leaves that entry out, so only the other sources are ranked (a matrix
+    whose diagonal is its maximum gains nothing from it). Returns a Series indexed by target.
     """
     if groundtruth_self not in ("own_encoder", "self"):
         raise ValueError(f"groundtruth_self must be 'own_encoder' or 'self', got {groundtruth_self!r}")
     tasks = list(tasks)
+    targets = tasks if targets is None else list(targets)
     out = {}
-    for t in tasks:
-        m = similarity.loc[tasks, t].to_numpy(dtype=float)
-        g = groundtruth.loc[tasks, t].to_numpy(dtype=float).copy()
-        if groundtruth_self == "self":
-            g[tasks.index(t)] = float(groundtruth.loc["self", t])
+    for t in targets:
+        src = tasks if own_entry else [s for s in tasks if s != t]
+        if len(src) < 2:
+            raise ValueError(f"target {t}: fewer than 2 sources to rank ({src})")
+        m = similarity.loc[src, t].to_numpy(dtype=float)
+        g = groundtruth.loc[src, t].to_numpy(dtype=float).copy()
+        if groundtruth_self == "self" and t in src:
+            g[src.index(t)] = float(groundtruth.loc["self", t])
         if not (np.isfinite(m).all() and np.isfinite(g).all()):
             raise ValueError(f"non-finite entries in the column of target {t}")
         out[t] = float(spearmanr(m, g).statistic)
-    return pd.Series(out, name="spearman").rename_axis("target")
+    return pd.Series(out, name="spearman", dtype=float).rename_axis("target")
 
 
 def dds_score(similarity: pd.DataFrame, groundtruth: pd.DataFrame,
-              tasks: Sequence[str] = DDS_TASKS, groundtruth_self: str = "own_encoder") -> float:
+              tasks: Sequence[str] = DDS_TASKS, groundtruth_self: str = "own_encoder", *,
+              targets: Sequence[str] | None = None, own_entry: bool = True) -> float:
     """Mean over targets of :func:`dds_per_target` (the DDS paper's agreement score)."""
-    return float(dds_per_target(similarity, groundtruth, tasks, groundtruth_self).mean())
+    return float(dds_per_target(similarity, groundtruth, tasks, groundtruth_self, targets=targets,
+                                own_entry=own_entry).mean())
 
 
 def adjusted_rand_index(a: Sequence, b: Sequence) -> float:

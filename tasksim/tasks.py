@@ -32,7 +32,7 @@ class Task:
     display_name: str  # label for figures
     group: str | None  # "2D", "3D", "semantic", "low_dim_geometric"; None for multi-image tasks
     single_image: bool  # False for the multi-image (siamese) tasks
-    low_saturation: bool  # input clipped to [0.1, 0.9] before scaling (METHODS.md)
+    low_saturation: bool  # input clipped to [0.1, 0.9] before scaling (docs/methods.md)
     is_target: bool  # appears as a target in the Taskonomy affinity files
 
 
@@ -81,7 +81,7 @@ PAPER_TASKS: tuple[str, ...] = (
     "class_object", "class_scene", "inpainting",
 )
 
-#: The 14 tasks whose input is clipped to [0.1, 0.9] before scaling to [-1, 1] (METHODS.md).
+#: The 14 tasks whose input is clipped to [0.1, 0.9] before scaling to [-1, 1] (docs/methods.md).
 LOW_SATURATION_TASKS: tuple[str, ...] = tuple(t.name for t in _TABLE if t.low_saturation)
 
 #: The multi-image tasks (optional extras).

@@ -1,5 +1,5 @@
 """Glue of the taxonomy stage: read similarity files, build trees, score every analysis with
-bootstrap intervals and permutation p-values, and tabulate (issue 4; docs/data-layout.md).
+bootstrap intervals and permutation p-values, and tabulate (docs/data-layout.md, docs/methods.md).
 
 The science lives in :mod:`tasksim.trees`, :mod:`tasksim.scoring`, :mod:`tasksim.uncertainty` and
 :mod:`tasksim.groundtruth`; this module only decides *which* protocol is defined for a given set of

@@ -1,4 +1,4 @@
-"""Mini-Taskonomy pipeline (issue 6): the demo DAG (config/demo.yaml) and the CI-size run
+"""Mini-Taskonomy pipeline: the demo DAG (config/demo.yaml) and the CI-size run
 (config/demo-ci.yaml) end to end, with the scientific check against the random-encoder baseline."""
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import spearmanr
 
 from tasksim import scoring, trees
 from tasksim.tasks import PAPER_TASKS
@@ -156,3 +157,28 @@ def test_real_groundtruth_scores_itself_perfectly():
     assert scoring.dds_score(_column_copy(wins), wins) == pytest.approx(1.0)
     top = scoring.top_sources(a16)
     assert set(top["depth_zbuffer"]) & {"depth_euclidean", "reshading", "normal"}
+
+
+def test_dds_own_entry_left_out_and_separate_targets():
+    rng = np.random.default_rng(9)
+    g = pd.DataFrame(rng.random((20, 20)), index=TASKS, columns=TASKS)
+    m = _column_copy(g)
+    low = m.copy()
+    for t in scoring.DDS_TASKS:  # the method's own entry ranked last, all other sources exact
+        low.loc[t, t] = -1.0
+    assert scoring.dds_score(low, g) < 1.0
+    assert scoring.dds_score(low, g, own_entry=False) == pytest.approx(1.0)
+    # own entry left out = Spearman over the other 16 sources, by hand
+    other = _symmetric(rng)
+    t = "normal"
+    src = [s for s in scoring.DDS_TASKS if s != t]
+    expected = spearmanr(other.loc[src, t], g.loc[src, t]).statistic
+    per = scoring.dds_per_target(other, g, own_entry=False)
+    assert per[t] == pytest.approx(expected)
+    # targets other than the sources: a source x target matrix (sources need not be targets)
+    sources, targets = list(scoring.DDS_TASKS[:10]), ["normal", "curvature", "class_object"]
+    rect = g.loc[sources, targets]
+    per = scoring.dds_per_target(rect, g, sources, targets=targets)
+    assert list(per.index) == targets and np.allclose(per, 1.0)
+    with pytest.raises(ValueError, match="fewer than 2 sources"):
+        scoring.dds_per_target(rect, g, sources[:2], targets=[sources[0]], own_entry=False)

@@ -1,4 +1,4 @@
-"""Cluster submission on a real single-node Slurm (issue 5).
+"""Cluster submission on a real single-node Slurm.
 
 The `slurm` tests need a running controller and an idle node, normally started by
 `.ci/setup-slurm` (as root) before pytest.  Without one they are skipped with the

@@ -96,6 +96,20 @@ def available_methods(kind: str | None = None) -> list[str]:
     return sorted(n for n, s in REGISTRY.items() if kind is None or s.kind == kind)
 
 
+#: Parameters of a method function that are not options (inputs and bookkeeping).
+_NOT_OPTIONS: frozenset[str] = frozenset({"features", "names"})
+
+
+def method_options(name: str) -> dict[str, Any]:
+    """Keyword options of method ``name`` with their defaults (from its function signature)."""
+    import inspect
+
+    params = inspect.signature(get_method(name).fn).parameters
+    return {p.name: p.default for p in params.values()
+            if p.name not in _NOT_OPTIONS and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            and p.default is not p.empty}
+
+
 def compute_similarity(name: str, features: Sequence[Any], **options: Any) -> tuple[np.ndarray, dict[str, Any]]:
     """Run method ``name`` on one feature source per model; returns ``(matrix, info)``."""
     return get_method(name).fn(features, **options)

@@ -1,4 +1,4 @@
-# Mini-Taskonomy (issue 6): render scenes -> one encoder per task -> readouts (one job per source)
+# Mini-Taskonomy: render scenes -> one encoder per task -> readouts (one job per source)
 # -> measured AHP affinity. When config minitaskonomy.enabled, the pipeline's models ARE these
 # encoders (user-model style, builder tasksim.minitaskonomy.models:build_encoder), their weights
 # come from mt_train_encoder (which outranks download_weights for data_dir/weights/<task>.pth),

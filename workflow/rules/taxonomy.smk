@@ -1,5 +1,5 @@
 # Task trees, agreement with the transfer ground truth (Taskonomy or Mini-Taskonomy), figures and
-# the report (issue 4). Layout: docs/data-layout.md ("Taxonomy and comparison"). Options:
+# the report. Layout: docs/data-layout.md ("Taxonomy and comparison"). Options:
 # config["taxonomy"]. Science: tasksim.trees / scoring / uncertainty / groundtruth; glue:
 # tasksim.taxonomy; figures: tasksim.figures.
 rule groundtruth:
