@@ -1,5 +1,6 @@
 # The two commands of README.md. Both create .venv (Python >= 3.11) and install what they need.
 #   make demo   install everything and run the offline demo (Mini-Taskonomy, config/demo.yaml)
+#               and its HTML report; DEMO_CONFIG=config/demo-ci.yaml runs the CI-size universe
 #   make test   install the test extras and run the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -28,13 +29,16 @@ $(VENV)/.installed-test: $(VENV)/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
+DEMO_CONFIG ?= config/demo.yaml
+# The report goes into the configuration's results_dir.
+DEMO_RESULTS = $(shell sed -n 's/^results_dir: *//p' $(DEMO_CONFIG))
 # Offline: the Taskonomy ground truth comes from ../shared/taskonomy where it exists beside the checkout.
-DEMO_ARGS := --configfile config/demo.yaml $(if $(wildcard ../shared/taskonomy/SHA256SUMS),--config 'taxonomy={"groundtruth_source": "../shared/taskonomy"}')
+DEMO_ARGS = --configfile $(DEMO_CONFIG) $(if $(wildcard ../shared/taskonomy/SHA256SUMS),--config 'taxonomy={"groundtruth_source": "../shared/taskonomy"}')
 
 demo: install
 	$(BIN)/snakemake --cores $(CORES) $(DEMO_ARGS)
-	$(BIN)/snakemake --cores $(CORES) $(DEMO_ARGS) --report results/demo/report.html
-	@echo "demo done: results/demo/ (report: results/demo/report.html)"
+	$(BIN)/snakemake --cores $(CORES) $(DEMO_ARGS) --report $(DEMO_RESULTS)/report.html
+	@echo "demo done: $(DEMO_RESULTS)/ (report: $(DEMO_RESULTS)/report.html)"
 
 test: install-test
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -43,4 +47,4 @@ report: install
 	$(BIN)/snakemake --cores $(CORES) --report report.html
 
 clean-demo:
-	rm -rf data/demo results/demo
+	rm -rf data/demo results/demo data/demo-ci results/demo-ci

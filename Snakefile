@@ -10,9 +10,6 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-report: "workflow/report/workflow.rst"
-
-
 include: "workflow/rules/common.smk"
 include: "workflow/rules/minitaskonomy.smk"
 include: "workflow/rules/zoo.smk"
@@ -22,6 +19,10 @@ include: "workflow/rules/similarity_common.smk"
 include: "workflow/rules/similarity.smk"
 include: "workflow/rules/taxonomy_common.smk"
 include: "workflow/rules/taxonomy.smk"
+
+
+# The report's front page: the run's own headline once the summary exists, else the static text.
+report: os.path.abspath(REPORT_FRONT_PAGE) if os.path.exists(REPORT_FRONT_PAGE) else "workflow/report/workflow.rst"
 
 
 rule all:

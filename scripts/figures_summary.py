@@ -27,7 +27,7 @@ for r in results:
 if curves:
     fig = figures.precision_recall_curves(
         curves, oracle, meta["n_relevant"], len(meta["sources"]) - 1,
-        title=f"Retrieval of the top-{meta['n_relevant']} Taskonomy sources ({len(meta['targets'])} targets, {meta['groundtruth']})",
+        title=f"Retrieval of the top-{meta['n_relevant']} sources of {meta['groundtruth']} ({len(meta['targets'])} targets)",
         subtitle=sub)
 else:
     fig = figures.new_figure((7, 3))
@@ -36,15 +36,16 @@ else:
     reasons = {r["protocols"].get("attribution", {}).get("skipped", "") for r in results}
     ax.text(0.5, 0.5, "P@K / R@K not computed:\n" + "\n".join(sorted(reasons)), ha="center",
             va="center", wrap=True, fontsize=8)
-    fig.suptitle("Retrieval of the top-5 Taskonomy sources: not available")
+    fig.suptitle("Retrieval of the top sources of the ground truth: not available")
 figures.save(fig, o.pk_png, o.pk_pdf)
 table = pd.read_csv(sm.input.summary)
+gt_name = tx.groundtruth_label(results[0]["groundtruth"], "dds_affinity") if results else "the ground truth"
 for scores, png, pdf, title, ylabel in (
         (["dds_affinity", "dds_wins_vs_pixels"], o.dds_png, o.dds_pdf,
-         "DDS protocol: mean per-target Spearman with Taskonomy (17 tasks)", "mean per-target Spearman"),
+         f"DDS protocol: mean per-target Spearman with the {gt_name}", "mean per-target Spearman"),
         (["tree_cophenetic", "tree_adjusted_rand"], o.tree_png, o.tree_pdf,
-         "Tree agreement with the reference tree", "agreement")):
-    titles = {k: tx.SCORE_LABELS[k][1] for k in scores}
+         f"Tree agreement with the tree of the {gt_name}", "agreement")):
+    titles = {k: tx.describe_score(table, k) for k in scores}
     fig = figures.score_bars(table, scores, titles, title=title, ylabel=ylabel, subtitle=sub)
     figures.save(fig, png, pdf)
 log.info("summary figures written")

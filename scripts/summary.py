@@ -17,4 +17,6 @@ with atomic_path(sm.output.csv, suffix=".csv") as tmp:
 md = tx.summary_markdown(table, f"Agreement with the transfer ground truth ({sm.params.run})")
 with atomic_path(sm.output.md, suffix=".md") as tmp:
     tmp.write_text(md)
+with atomic_path(sm.output.front, suffix=".rst") as tmp:
+    tmp.write_text(tx.headline_rst(table, results, sm.params.run, sm.params.probe))
 log.info("%d rows -> %s", len(table), sm.output.csv)

@@ -24,6 +24,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from tasksim import tasks as _tasks  # noqa: E402
 from tasksim.io import atomic_path  # noqa: E402
 from tasksim.trees import GROUP_COLOURS  # noqa: E402
+from tasksim.uncertainty import format_p_value  # noqa: E402
 
 __all__ = ["new_figure", "save", "similarity_heatmap", "precision_recall_curves", "score_bars",
            "pair_scatter", "target_scatter", "group_colour"]
@@ -161,7 +162,7 @@ def score_bars(table: pd.DataFrame, scores: Sequence[str], score_titles: Mapping
     colours = ["#0072B2", "#E69F00", "#009E73", "#CC79A7"]
     for j, sc in enumerate(scores):
         sub = t[t["score"] == sc]
-        xs, ys, lo, hi, ps = [], [], [], [], []
+        xs, ys, lo, hi, ps, ns = [], [], [], [], [], []
         for i, a in enumerate(analyses):
             m, lay = a.split("/", 1)
             r = sub[(sub["method"] == m) & (sub["layer"] == lay)]
@@ -175,12 +176,13 @@ def score_bars(table: pd.DataFrame, scores: Sequence[str], score_titles: Mapping
             lo.append(max(0.0, float(r["estimate"]) - float(r["ci_low"])) if has_ci else 0.0)
             hi.append(max(0.0, float(r["ci_high"]) - float(r["estimate"])) if has_ci else 0.0)
             ps.append(r["p_value"])
+            ns.append(r["n_permutations"] if "n_permutations" in r and pd.notna(r["n_permutations"]) else 0)
         ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, color=colours[j % len(colours)],
                label=score_titles.get(sc, sc), ecolor="black")
-        for x, y, h, p in zip(xs, ys, hi, ps):
+        for x, y, h, p, n in zip(xs, ys, hi, ps, ns):
             if p is not None and pd.notna(p):
-                ax.text(x, max(y, 0) + h + 0.02, f"p={float(p):.3g}", ha="center", va="bottom",
-                        fontsize=6, rotation=90)
+                ax.text(x, max(y, 0) + h + 0.02, format_p_value(float(p), int(n)), ha="center",
+                        va="bottom", fontsize=6, rotation=90)
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(range(len(analyses)), analyses, rotation=30, ha="right", fontsize=8)
     ax.set_xlabel("analysis (method / layer)")

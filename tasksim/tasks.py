@@ -57,7 +57,7 @@ _TABLE: tuple[Task, ...] = (
          "low_dim_geometric", True, False, True),
     Task("segment_semantic", "segmentsemantic", "segmentsemantic_rb", "Semantic Segm.", "semantic",
          True, False, True),
-    Task("class_object", "class_1000", "class_1000", "Object Class. (1000)", "semantic", True, False,
+    Task("class_object", "class_1000", "class_1000", "Object Class.", "semantic", True, False,
          True),
     Task("class_scene", "class_places", "class_places", "Scene Class.", "semantic", True, False, True),
     Task("inpainting", "inpainting_whole", "impainting_whole", "In-painting", "2D", True, False, False),

@@ -39,9 +39,9 @@ from tasksim import uncertainty as _unc
 from tasksim.io import open_h5, read_str
 
 __all__ = [
-    "HEADLINE_SCORES", "SCORE_LABELS", "read_similarity", "read_groundtruth_csv", "tree_json",
+    "HEADLINE_SCORES", "SCORE_LABELS", "GROUNDTRUTH_LABELS", "groundtruth_label", "score_description", "describe_score", "read_similarity", "read_groundtruth_csv", "tree_json",
     "linkage_from_json", "reference_tree", "Protocols", "define_protocols", "score_matrix",
-    "score_analysis", "FastScorer", "bootstrap_source", "summary_table", "summary_markdown",
+    "score_analysis", "FastScorer", "headline_rst", "bootstrap_source", "summary_table", "summary_markdown",
 ]
 
 #: Scores listed in the summary table, in order.
@@ -49,14 +49,57 @@ HEADLINE_SCORES: tuple[str, ...] = (
     "p@1", "p@5", "r@5", "mean_p@k", "dds_affinity", "dds_wins_vs_pixels", "tree_cophenetic",
     "tree_adjusted_rand")
 
-#: Human-readable description of each headline score (protocol, what is measured).
+#: Ground truth of each protocol, by ``taxonomy.groundtruth`` kind, as figures and tables name it.
+GROUNDTRUTH_LABELS: dict[str, dict[str, str]] = {
+    "taskonomy": {"attribution": "Taskonomy all_affinities_16k", "dds_affinity": "Taskonomy all_affinities",
+                  "dds_wins_vs_pixels": "Taskonomy wins_vs_pixels_16k"},
+    "minitaskonomy": {"attribution": "measured Mini-Taskonomy affinity",
+                      "dds_affinity": "measured Mini-Taskonomy affinity",
+                      "dds_wins_vs_pixels": "measured Mini-Taskonomy win rate vs pixels"},
+}
+
+
+def groundtruth_label(kind: str, protocol: str) -> str:
+    """What the ground truth of ``protocol`` is called in figures and tables, for a ground-truth kind."""
+    return GROUNDTRUTH_LABELS.get(kind, {}).get(protocol, f"{kind} ground truth")
+
+
+def score_description(key: str, protocols: Mapping[str, Any]) -> str:
+    """What a headline score measures, against which ground truth, on how many tasks.
+
+    ``protocols``: the ``protocols`` entry of a scores JSON (:func:`score_analysis`). Falls back to
+    :data:`SCORE_LABELS` where the protocol was skipped.
+    """
+    protocol, generic = SCORE_LABELS[key]
+    if protocol == "attribution":
+        a = protocols.get("attribution", {})
+        if "sources" not in a:
+            return generic
+        if key == "mean_p@k":
+            return f"mean of P@K over K = 1..{len(a['sources']) - 1} (vs {a['groundtruth']})"
+        return (f"{key.split('@')[0].upper()}@{key.split('@')[1]} vs top-{a['n_relevant']} of "
+                f"{a['groundtruth']} ({len(a['targets'])} targets)")
+    if protocol == "dds":
+        d = protocols.get(key, {})
+        if "tasks" not in d:
+            return generic
+        return f"mean per-target Spearman vs {d['groundtruth']} ({len(d['tasks'])} tasks)"
+    tree = protocols.get("tree", {})
+    ref = tree.get("reference", "the reference tree")
+    if key == "tree_cophenetic":
+        return f"cophenetic correlation with {ref}"
+    return f"adjusted Rand index of the {tree.get('n_clusters', 'k')}-cluster cuts vs {ref}"
+
+
+#: Generic description of each headline score (protocol, what is measured); the tables and
+#: figures use :func:`score_description`, which names the ground truth of the run.
 SCORE_LABELS: dict[str, tuple[str, str]] = {
-    "p@1": ("attribution", "P@1 vs top-5 of all_affinities_16k (18 targets)"),
-    "p@5": ("attribution", "P@5 vs top-5 of all_affinities_16k (18 targets)"),
-    "r@5": ("attribution", "R@5 vs top-5 of all_affinities_16k (18 targets)"),
-    "mean_p@k": ("attribution", "mean of P@K over K = 1..19"),
-    "dds_affinity": ("dds", "mean per-target Spearman vs all_affinities (17 tasks)"),
-    "dds_wins_vs_pixels": ("dds", "mean per-target Spearman vs wins_vs_pixels_16k (17 tasks)"),
+    "p@1": ("attribution", "P@1 vs the top sources of the ground truth"),
+    "p@5": ("attribution", "P@5 vs the top sources of the ground truth"),
+    "r@5": ("attribution", "R@5 vs the top sources of the ground truth"),
+    "mean_p@k": ("attribution", "mean of P@K over K"),
+    "dds_affinity": ("dds", "mean per-target Spearman vs the affinity"),
+    "dds_wins_vs_pixels": ("dds", "mean per-target Spearman vs the win rate against pixels"),
     "tree_cophenetic": ("tree", "cophenetic correlation with the reference tree"),
     "tree_adjusted_rand": ("tree", "adjusted Rand index of the k-cluster cuts"),
 }
@@ -177,7 +220,7 @@ def define_protocols(models: Sequence[str], groundtruth: Mapping[str, pd.DataFra
         else:
             p.attribution = {"gt": gt_pk, "targets": list(_sc.ATTRIBUTION_TARGETS),
                              "sources": list(_sc.ATTRIBUTION_SOURCES), "n_relevant": _sc.N_RELEVANT,
-                             "groundtruth": "affinity_16k"}
+                             "groundtruth": groundtruth_label(kind, "attribution")}
     else:
         sources = [m for m in models if m in gt_pk.index]
         targets = [m for m in sources if m in gt_pk.columns]
@@ -187,7 +230,7 @@ def define_protocols(models: Sequence[str], groundtruth: Mapping[str, pd.DataFra
                                         f"({sources})")
         else:
             p.attribution = {"gt": gt_pk, "targets": targets, "sources": sources,
-                             "n_relevant": n_rel, "groundtruth": "groundtruth_csv"}
+                             "n_relevant": n_rel, "groundtruth": groundtruth_label(kind, "attribution")}
     for name in ("dds_affinity", "dds_wins_vs_pixels"):
         gt = groundtruth.get(name)
         if gt is None:
@@ -204,7 +247,7 @@ def define_protocols(models: Sequence[str], groundtruth: Mapping[str, pd.DataFra
             if len(tasks) < 3:
                 p.skipped[name] = f"fewer than 3 tasks in both the models and the ground truth ({tasks})"
                 continue
-        p.dds[name] = {"gt": gt, "tasks": tasks}
+        p.dds[name] = {"gt": gt, "tasks": tasks, "groundtruth": groundtruth_label(kind, name)}
     if reference is None:
         p.skipped["tree"] = "no reference tree"
     else:
@@ -213,7 +256,8 @@ def define_protocols(models: Sequence[str], groundtruth: Mapping[str, pd.DataFra
             p.skipped["tree"] = (f"fewer than max(3, n_clusters={n_clusters}) tasks shared with "
                                  f"the reference tree ({common})")
         else:
-            p.tree = {"z": reference[0], "labels": reference[1], "common": common}
+            p.tree = {"z": reference[0], "labels": reference[1], "common": common,
+                      "reference": f"the tree of {groundtruth_label(kind, 'attribution')}"}
     return p
 
 
@@ -491,6 +535,9 @@ def score_analysis(sim: pd.DataFrame, protocols: Protocols, tree: Mapping[str, A
             entry.update(low=lo, high=hi)
         if null is not None:
             entry["p_value"] = (1 + int(np.sum(null[:, j] >= est[k] - 1e-12))) / (1 + n_permutations)
+            finite = null[:, j][np.isfinite(null[:, j])]
+            # chance level: the score of the same matrix with its task labels shuffled
+            entry["chance"] = float(finite.mean()) if finite.size else None
         scores[k] = {a: _jsonable(b) for a, b in entry.items()}
     proto: dict[str, Any] = {}
     a = protocols.attribution
@@ -514,10 +561,12 @@ def score_analysis(sim: pd.DataFrame, protocols: Protocols, tree: Mapping[str, A
         }
     for name, d in protocols.dds.items():
         per = _sc.dds_per_target(sim, d["gt"], d["tasks"])
-        proto[name] = {"tasks": d["tasks"], "per_target": {t: _jsonable(float(v)) for t, v in per.items()}}
+        proto[name] = {"tasks": d["tasks"], "groundtruth": d["groundtruth"],
+                       "per_target": {t: _jsonable(float(v)) for t, v in per.items()}}
     if protocols.tree is not None:
         proto["tree"] = {"reference_labels": protocols.tree["labels"],
-                         "common": protocols.tree["common"], "n_clusters": n_clusters}
+                         "common": protocols.tree["common"], "n_clusters": n_clusters,
+                         "reference": protocols.tree.get("reference", "the reference tree")}
     for name, reason in protocols.skipped.items():
         proto[name] = {"skipped": reason}
     return {"scores": scores, "protocols": proto, "bootstrap": boot,
@@ -534,7 +583,7 @@ def summary_table(results: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     for r in results:
         protos = r.get("protocols", {})
         for key in HEADLINE_SCORES:
-            protocol, what = SCORE_LABELS[key]
+            protocol, _ = SCORE_LABELS[key]
             s = r.get("scores", {}).get(key)
             pname = {"attribution": "attribution", "dds": key, "tree": "tree"}[protocol]
             note = protos.get(pname, {}).get("skipped", "")
@@ -544,7 +593,7 @@ def summary_table(results: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
                 note = r.get("bootstrap", {}).get("reason", "") or "no interval"
             rows.append({
                 "method": r["method"], "layer": r["layer"], "protocol": protocol, "score": key,
-                "description": what, "estimate": None if s is None else s["estimate"],
+                "description": score_description(key, protos), "estimate": None if s is None else s["estimate"],
                 "ci_low": None if s is None else s["low"], "ci_high": None if s is None else s["high"],
                 "p_value": None if s is None else s["p_value"], "n_images": r.get("n_images"),
                 "n_bootstrap": r.get("bootstrap", {}).get("n", 0),
@@ -553,6 +602,69 @@ def summary_table(results: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     cols = ["method", "layer", "protocol", "score", "description", "estimate", "ci_low", "ci_high",
             "p_value", "n_images", "n_bootstrap", "n_permutations", "note"]
     return pd.DataFrame(rows, columns=cols)
+
+
+#: Headline scores of the front page, in order of preference (the first one with a value is used).
+FRONT_PAGE_SCORES: tuple[str, ...] = ("dds_affinity", "mean_p@k", "tree_cophenetic")
+
+
+def headline_rst(table: pd.DataFrame, results: Sequence[Mapping[str, Any]], run: str,
+                 probe: Mapping[str, Any], n_best: int = 3) -> str:
+    """The report's front page (reStructuredText): what was run and what came out.
+
+    Names the run, the models, the probe set and the ground truth; the ``n_best`` analyses by the
+    first available score of :data:`FRONT_PAGE_SCORES` with their intervals and p-values and the
+    chance level (the score with permuted task labels); and where the main figures are.
+    """
+    def num(x: Any) -> str:
+        return "n/a" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{float(x):.3f}"
+
+    models = list(results[0]["models"]) if results else []
+    kind = results[0].get("groundtruth", "taskonomy") if results else "taskonomy"
+    n_images = sorted({int(r["n_images"]) for r in results if r.get("n_images")})
+    lines = ["tasksim: task taxonomies from model similarity", "=" * 47, "",
+             f"**Run**: {run}. **Models** ({len(models)}): {', '.join(models) or 'none'}. "
+             f"**Probe set** ``{probe.get('name')}``: {', '.join(map(str, n_images)) or '?'} images "
+             f"(source ``{probe.get('source')}``).", "",
+             f"**Ground truth**: the {groundtruth_label(kind, 'dds_affinity')}"
+             + (" (Mini-Taskonomy: transfer measured with readouts from every frozen encoder)"
+                if kind == "minitaskonomy" else " (Zamir et al., CVPR 2018)") + ".", ""]
+    key = next((k for k in FRONT_PAGE_SCORES
+                if not table[(table["score"] == k) & table["estimate"].notna()].empty), None)
+    if key is None:
+        lines += ["**Result**: no score could be computed for this run; the summary table "
+                  "(Scores / summary table) gives each protocol's reason.", ""]
+    else:
+        rows = table[(table["score"] == key) & table["estimate"].notna()].sort_values(
+            "estimate", ascending=False)
+        chance = {(r["method"], r["layer"]): r.get("scores", {}).get(key, {}).get("chance")
+                  for r in results}
+        lines += [f"**Result** ({describe_score(table, key)}; interval: "
+                  f"{int(round(100 * results[0]['scores'][key].get('level', 0.95)))} % bootstrap over "
+                  f"probe images; chance: the same matrix with its task labels permuted):", ""]
+        for rank, (_, r) in enumerate(rows.head(n_best).iterrows(), 1):
+            ci = (f" [{num(r.ci_low)}, {num(r.ci_high)}]" if pd.notna(r.ci_low) and pd.notna(r.ci_high)
+                  else " (no interval)")
+            pv = (f", {_unc.format_p_value(float(r.p_value), int(r.n_permutations or 0))}"
+                  if pd.notna(r.p_value) else "")
+            lines.append(f"{rank}. **{r.method} / {r.layer}**: {num(r.estimate)}{ci}{pv}; "
+                         f"chance {num(chance.get((r.method, r.layer)))}")
+        worst = rows.iloc[-1]
+        lines += ["", f"Weakest of the {len(rows)} analyses: {worst.method} / {worst.layer}, "
+                      f"{num(worst.estimate)}.", ""]
+    lines += ["**Figures**: *Scores* holds the summary table and the bar charts of each protocol "
+              "(DDS protocol: ``figures/dds_correlations.png``; attribution-paper protocol: P@K / R@K "
+              "curves; tree agreement); *Task trees* the tree of every method and layer and the "
+              "reference tree; *Similarity matrices* the heatmaps; *Similarity vs transfer affinity* "
+              "one scatter panel per target. Every caption names what it shows and against which "
+              "ground truth.", ""]
+    return "\n".join(lines) + "\n"
+
+
+def describe_score(table: pd.DataFrame, key: str) -> str:
+    """The description of score ``key`` in a summary table (its ground truth named), or the generic one."""
+    rows = table.loc[table["score"] == key, "description"] if "description" in table else []
+    return str(rows.iloc[0]) if len(rows) else SCORE_LABELS[key][1]
 
 
 def summary_markdown(table: pd.DataFrame, title: str = "Agreement with the transfer ground truth") -> str:
@@ -572,7 +684,8 @@ def summary_markdown(table: pd.DataFrame, title: str = "Agreement with the trans
         ci = (f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}]" if r.ci_low is not None and pd.notna(r.ci_low)
               else "")
         lines.append(f"| {r.method} | {r.layer} | {r.score} | {fmt(r.estimate)} | {ci} | "
-                     f"{fmt(r.p_value, 4)} | {fmt(r.n_images)} | {str(r.note).replace('|', '/')} |")
+                     f"{_unc.format_p_value(r.p_value, int(r.n_permutations or 0)) if r.p_value is not None and pd.notna(r.p_value) else ''} | "
+                     f"{fmt(r.n_images)} | {str(r.note).replace('|', '/')} |")
     return "\n".join(lines) + "\n"
 
 

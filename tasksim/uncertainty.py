@@ -36,7 +36,7 @@ from scipy.stats import rankdata
 __all__ = [
     "BootstrapResult", "PermutationResult", "bootstrap_indices", "percentile_interval",
     "bootstrap", "bootstrap_score", "rsa_similarity", "rsa_similarity_fn",
-    "attribution_similarity", "attribution_similarity_fn", "permutation_test",
+    "attribution_similarity", "attribution_similarity_fn", "permutation_test", "format_p_value",
 ]
 
 Seed = int | np.random.Generator
@@ -180,3 +180,16 @@ def permutation_test(similarity: pd.DataFrame, score_fn: Callable[[pd.DataFrame]
         null[k] = score_fn(pd.DataFrame(values[np.ix_(p, p)], index=labels, columns=labels))
     p_value = (1 + int(np.sum(null >= observed))) / (1 + n_perm)
     return PermutationResult(observed, p_value, null)
+
+
+def format_p_value(p: float | None, n_permutations: int) -> str:
+    """A permutation p-value as text, at the resolution of the test.
+
+    With ``n`` permutations the smallest attainable value is ``1 / (n + 1)``: an observed score
+    above every permuted one reads ``p < 1/n`` (``p < 0.001`` for 1000), not ``p = 0.000999``.
+    """
+    if p is None or not np.isfinite(p) or n_permutations <= 0:
+        return ""
+    if p <= 1.0 / (n_permutations + 1) + 1e-12:
+        return f"p < {1.0 / n_permutations:.2g}"
+    return f"p = {p:.2g}" if p < 0.1 else f"p = {p:.2f}"

@@ -13,6 +13,8 @@ LOGS = f"{RESULTS}/logs"
 BENCH = f"{RESULTS}/benchmarks"
 MODELS = model_names(config)
 PROBE = f"{DATA}/probe/{config['probe']['name']}.h5"
+# The report's front page, written by the summary rule (what was run, what came out).
+REPORT_FRONT_PAGE = f"{RESULTS}/scores/report_front_page.rst"
 PROBE_URL_LIST = f"{DATA}/probe/{config['probe']['name']}.urls.txt"
 STANDIN_MANIFEST = f"{DATA}/standin/SHA256SUMS"
 if config["standin"]["enabled"]:

@@ -166,8 +166,10 @@ rule summary:
             labels={"table": "all methods x layers x protocols"},
         ),
         md=f"{RESULTS}/scores/summary.md",
+        front=REPORT_FRONT_PAGE,
     params:
         run=RUN_LABEL,
+        probe={k: config["probe"][k] for k in ("name", "source")},
     log:
         f"{LOGS}/scores/summary.log",
     resources:
