@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from tasksim import __version__
 from tasksim.fold import fold_batchnorm
-from tasksim.io import open_h5, read_str, str_dataset
+from tasksim.io import NonFiniteError, open_h5, read_str, str_dataset
 from tasksim.preprocess import LOW_SAT_RANGE, network_input
 from tasksim.quantize import cpu_has_vnni, quantize_residual_branches
 from tasksim.zoo import TASKONOMY_FP32_MODULES, ModelSpec, record_layers
@@ -188,6 +188,27 @@ def _key_differences(old: str, new: str) -> list[str]:
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
+def storable(act: np.ndarray, storage_dtype: str, model: str, layer: str, rows: tuple[int, int]) -> np.ndarray:
+    """``act`` cast to ``storage_dtype``; :class:`tasksim.io.NonFiniteError` naming the model, the
+    layer, the probe rows and the largest magnitude if the layer or its cast is not finite
+    (float16 holds at most 65504)."""
+    act = np.asarray(act)
+    where = f"model {model} layer {layer} (probe rows {rows[0]}..{rows[1] - 1})"
+    finite = np.isfinite(act)
+    if not finite.all():
+        biggest = float(np.abs(act[finite]).max()) if finite.any() else float("nan")
+        raise NonFiniteError(f"{where} produced {int((~finite).sum())} NaN/inf values (largest finite "
+                             f"magnitude {biggest:.4g}): the model's output is not finite")
+    with np.errstate(over="ignore"):
+        out = act.astype(storage_dtype)
+    if not np.isfinite(out).all():
+        biggest = float(np.abs(act).max())
+        raise NonFiniteError(f"{where} has values up to magnitude {biggest:.4g}, beyond the range of "
+                             f"{storage_dtype} storage (max {float(np.finfo(storage_dtype).max):.6g}); "
+                             "set extraction.storage_dtype: float32")
+    return out
+
+
 def _compression(name: str) -> dict[str, Any]:
     if name == "none":
         return {}
@@ -273,7 +294,12 @@ def extract_activations(spec: ModelSpec, model: torch.nn.Module, probe_path: str
                 x = network_input(pf["images"][lo:hi], spec.low_saturation, device, channels_last)
                 outs = forward_layers(model, spec.layers, x, precision)
                 for name, act in outs.items():
-                    arr = act.numpy().astype(storage_dtype)
+                    try:
+                        arr = storable(act.numpy(), storage_dtype, spec.name, name, (lo, hi))
+                    except NonFiniteError:
+                        f.close()
+                        partial.unlink(missing_ok=True)  # rerunning reproduces the same values
+                        raise
                     if name not in f["layers"]:
                         f["layers"].create_dataset(name, shape=(n, *arr.shape[1:]), dtype=storage_dtype,
                                                    chunks=(1, *arr.shape[1:]), **_compression(compression))

@@ -62,6 +62,24 @@ def atomic_path(dest: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
             tmp_path.unlink()
 
 
+class NonFiniteError(ValueError):
+    """An array that must be finite (a result matrix, stored activations) holds NaN or inf."""
+
+
+def check_finite_matrix(matrix: np.ndarray, labels: list[str] | tuple[str, ...], dest: str,
+                        limit: int = 8) -> None:
+    """Raise :class:`NonFiniteError` naming ``dest`` and the ``(row, column)`` label pairs of the
+    first ``limit`` NaN / inf entries of a square labelled matrix; no-op if it is all finite."""
+    m = np.asarray(matrix, dtype=np.float64)
+    bad = np.argwhere(~np.isfinite(m))
+    if not len(bad):
+        return
+    shown = ", ".join(f"({labels[i]}, {labels[j]})={m[i, j]}" for i, j in bad[:limit])
+    more = f" and {len(bad) - limit} more" if len(bad) > limit else ""
+    raise NonFiniteError(f"refusing to write {dest}: {len(bad)} non-finite entries {shown}{more}; "
+                         "a similarity is undefined for these model pairs (see the rule's log)")
+
+
 def hdf5_locking(setting: bool | None = None) -> bool:
     """Whether HDF5 file locking is on: an explicit setting wins, else ``HDF5_USE_FILE_LOCKING``."""
     if setting is not None:

@@ -169,3 +169,21 @@ def test_same_resume_key_resumes_user_model(scene_probe, tmp_path):
     extract_activations(spec, model, scene_probe, out, batch_size=2, precision="fp32",
                         progress=False, on_batch=seen.append)
     assert seen == [4, 6]
+
+
+def test_float16_overflow_is_a_clear_error_and_leaves_no_file(scene_probe, tmp_path):
+    """Values above 65504 would be stored as inf under float16: the extraction fails naming the
+    model, the layer, the largest magnitude and the fix, and leaves neither file."""
+    from tasksim.io import NonFiniteError
+
+    spec, model = _user_spec_model(tmp_path, 1.0e7)
+    out = tmp_path / "big.h5"
+    with pytest.raises(NonFiniteError, match=r"model toy layer (conv|output) .*magnitude .*e\+0[5-9].*"
+                                             r"extraction\.storage_dtype: float32"):
+        extract_activations(spec, model, scene_probe, out, batch_size=2, precision="fp32",
+                            storage_dtype="float16", progress=False)
+    assert not out.exists() and not (tmp_path / "big.h5.partial").exists()
+    extract_activations(spec, model, scene_probe, out, batch_size=2, precision="fp32",
+                        storage_dtype="float32", progress=False)  # the suggested fix works
+    with h5py.File(out) as f:
+        assert np.isfinite(f["layers"]["output"][()]).all() and np.abs(f["layers"]["output"][()]).max() > 65504
