@@ -75,7 +75,8 @@ def test_user_model_needs_no_code_change(tmp_path):
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     cfg = validate_config({"tasks": [], "models": [{
         "name": "mine", "builder": "test_zoo:tiny_builder", "builder_kwargs": {"width": 5},
-        "weights": str(path), "sha256": sha, "layers": ["0", "output"]}]})
+        "weights": str(path), "sha256": sha, "layers": ["0", "output"]}],
+        "similarity": {"methods": ["rsa"], "rsa": {"layers": ["0", "output"]}}})
     spec = model_specs(cfg)["mine"]
     model = load_model(spec, path)
     x = torch.rand(2, 3, 8, 8)
