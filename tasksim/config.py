@@ -103,10 +103,14 @@ def _where(err: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in err.absolute_path) or "<top level>"
 
 
-def validate_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def validate_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None = None,
+                    references: bool = True) -> dict[str, Any]:
     """Return a validated copy of ``config`` with defaults filled and task names canonical.
 
-    Raises :class:`ConfigError` naming the offending key and value.
+    ``references`` also checks that every layer a similarity method analyses is recorded by
+    every analysed model (:func:`check_references`); rule scripts validating the part of the
+    configuration they received turn it off. Raises :class:`ConfigError` naming the offending
+    key and value.
     """
     schema = load_schema() if schema is None else schema
     cfg = _fill_defaults(coerce_strings(copy.deepcopy(dict(config)), schema), schema)
@@ -131,7 +135,53 @@ def validate_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None 
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ConfigError(f"config key models: model names {dup} are used twice (a Taskonomy model is named after its task)")
+    if references:
+        check_references(cfg)
     return cfg
+
+
+#: Similarity method -> config key of the layers it analyses (attribution methods: the input).
+METHOD_LAYER_KEYS = {"rsa": "rsa", "svcca": "cca", "pwcca": "cca", "cka_linear": "cka", "cka_rbf": "cka"}
+
+
+def recorded_layers(cfg: Mapping[str, Any]) -> dict[str, tuple[list[str], str]]:
+    """Analysed model -> (the layers it records, the config key that decides them), for a
+    validated configuration. With ``minitaskonomy.enabled`` the models are the Mini-Taskonomy
+    encoders (workflow/rules/minitaskonomy.smk replaces ``tasks`` and ``models`` by them)."""
+    if cfg["minitaskonomy"]["enabled"]:
+        from tasksim.minitaskonomy.models import ENCODER_LAYERS
+
+        where = "minitaskonomy.tasks (Mini-Taskonomy encoders)"
+        return {t: (list(ENCODER_LAYERS), where) for t in cfg["minitaskonomy"]["tasks"]}
+    out = {t: (list(cfg["taskonomy"]["layers"]), "taskonomy.layers") for t in cfg["tasks"]}
+    for i, m in enumerate(cfg["models"]):
+        out[m["name"]] = (list(m["layers"]), f"models[{i}].layers")
+    return out
+
+
+def check_references(cfg: Mapping[str, Any]) -> None:
+    """Every layer analysed by a configured similarity method (``similarity.rsa.layers``,
+    ``similarity.cca.layers``, ``similarity.cka.layers``) must be recorded by every analysed
+    model; raises :class:`ConfigError` naming the key, the bad value, the models lacking it and
+    the valid values (layers every model records)."""
+    models = recorded_layers(cfg)
+    if not models:
+        return
+    first = next(iter(models.values()))[0]
+    common = [layer for layer in first if all(layer in ls for ls, _ in models.values())]
+    for method in dict.fromkeys(cfg["similarity"]["methods"]):
+        key = METHOD_LAYER_KEYS.get(method)
+        if key is None:
+            continue
+        for layer in cfg["similarity"][key]["layers"]:
+            lacking = {name: where for name, (ls, where) in models.items() if layer not in ls}
+            if lacking:
+                names = sorted(lacking)
+                shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+                raise ConfigError(
+                    f"config key similarity.{key}.layers (method {method}): layer {layer!r} is not "
+                    f"recorded by models {shown} (their layers are set by "
+                    f"{', '.join(sorted(set(lacking.values())))}); valid values: {common}")
 
 
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -243,5 +293,6 @@ if __name__ == "__main__":  # python -m tasksim.config --markdown
         print(schema_markdown(), end="")
 
 
-__all__ = ["ConfigError", "SCHEMA_PATH", "METHOD_SECTIONS", "load_config", "load_schema",
-           "model_names", "similarity_methods", "validate_config", "canonical"]
+__all__ = ["ConfigError", "SCHEMA_PATH", "METHOD_SECTIONS", "check_references", "coerce_strings",
+           "load_config", "load_schema", "model_names", "recorded_layers", "similarity_methods",
+           "validate_config", "canonical"]

@@ -10,9 +10,12 @@ fp32 is checked by ``tests/test_extract.py`` (encoder_output RDM Spearman >= 0.9
 outputs are recorded by forward hooks and written batch by batch (memory is constant in N).
 
 Interrupted runs resume: rows are written to ``<out>.partial`` whose attribute ``rows_done``
-is updated after every batch; a later call with the same provenance (weights, probe set,
-preprocessing, dtypes) continues from there, anything else starts afresh. The final file
-appears by rename only when complete. Layout: docs/data-layout.md.
+is updated after every batch. The partial file carries a *resume key* (:func:`resume_key`): one
+canonical JSON object of everything that determines its rows (weights SHA-256, builder and its
+arguments, layers, preprocessing, precision and its int8 calibration, storage dtype, probe set,
+code versions). A later call continues from ``rows_done`` only when its key is identical;
+otherwise it starts afresh and logs which entries differed. The final file appears by rename only
+when complete. Layout: docs/data-layout.md.
 """
 
 from __future__ import annotations
@@ -33,9 +36,9 @@ from tqdm import tqdm
 
 from tasksim import __version__
 from tasksim.fold import fold_batchnorm
-from tasksim.io import open_h5, read_str, str_dataset
+from tasksim.io import NonFiniteError, open_h5, read_str, str_dataset
 from tasksim.preprocess import LOW_SAT_RANGE, network_input
-from tasksim.quantize import quantize_residual_branches
+from tasksim.quantize import cpu_has_vnni, quantize_residual_branches
 from tasksim.zoo import TASKONOMY_FP32_MODULES, ModelSpec, record_layers
 
 log = logging.getLogger(__name__)
@@ -46,7 +49,7 @@ COMPUTE_DTYPES = {"fp32": "float32", "bf16": "bfloat16",
                   "int8": "int8 residual branches, bfloat16 elsewhere"}
 
 PROVENANCE_KEYS = ("model", "weights_sha256", "probe_sha256", "preprocessing", "compute_dtype",
-                   "storage_dtype", "channels_last", "fold_batchnorm", "layers")
+                   "storage_dtype", "channels_last", "fold_batchnorm", "layers", "resume_key")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -146,6 +149,66 @@ def versions() -> dict[str, str]:
             "h5py": h5py.__version__}
 
 
+def resume_key(spec: ModelSpec, *, weights_sha256: str, probe_sha256: str, n_images: int,
+               preprocessing: str, precision: str, storage_dtype: str, channels_last: bool,
+               fold_bn: bool, calibration: Mapping[str, Any] | None = None) -> str:
+    """Canonical JSON (sorted keys, no spaces) of everything that determines the rows of an
+    activation file; two runs may share a partial file only when their keys are equal.
+
+    ``calibration`` describes the int8 calibration (images, batches, observer bit width) and is
+    ``None`` for the float precisions."""
+    key = {
+        "model": spec.name,
+        "builder": spec.builder,
+        "builder_kwargs": spec.builder_kwargs,
+        "weights_sha256": weights_sha256,
+        "layers": spec.layers,
+        "low_saturation": bool(spec.low_saturation),
+        "resolution": spec.resolution,
+        "probe_sha256": probe_sha256,
+        "n_images": int(n_images),
+        "preprocessing": json.loads(preprocessing),
+        "precision": precision,
+        "calibration": dict(calibration) if calibration is not None else None,
+        "storage_dtype": storage_dtype,
+        "channels_last": bool(channels_last),
+        "fold_batchnorm": bool(fold_bn),
+        "versions": versions(),
+    }
+    return json.dumps(key, sort_keys=True, separators=(",", ":"), default=repr)
+
+
+def _key_differences(old: str, new: str) -> list[str]:
+    """Top-level entries of two resume keys that differ (``['<unreadable>']`` if ``old`` is not one)."""
+    try:
+        a = json.loads(old)
+    except (TypeError, ValueError):
+        return ["<unreadable resume key>"]
+    b = json.loads(new)
+    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+def storable(act: np.ndarray, storage_dtype: str, model: str, layer: str, rows: tuple[int, int]) -> np.ndarray:
+    """``act`` cast to ``storage_dtype``; :class:`tasksim.io.NonFiniteError` naming the model, the
+    layer, the probe rows and the largest magnitude if the layer or its cast is not finite
+    (float16 holds at most 65504)."""
+    act = np.asarray(act)
+    where = f"model {model} layer {layer} (probe rows {rows[0]}..{rows[1] - 1})"
+    finite = np.isfinite(act)
+    if not finite.all():
+        biggest = float(np.abs(act[finite]).max()) if finite.any() else float("nan")
+        raise NonFiniteError(f"{where} produced {int((~finite).sum())} NaN/inf values (largest finite "
+                             f"magnitude {biggest:.4g}): the model's output is not finite")
+    with np.errstate(over="ignore"):
+        out = act.astype(storage_dtype)
+    if not np.isfinite(out).all():
+        biggest = float(np.abs(act).max())
+        raise NonFiniteError(f"{where} has values up to magnitude {biggest:.4g}, beyond the range of "
+                             f"{storage_dtype} storage (max {float(np.finfo(storage_dtype).max):.6g}); "
+                             "set extraction.storage_dtype: float32")
+    return out
+
+
 def _compression(name: str) -> dict[str, Any]:
     if name == "none":
         return {}
@@ -198,13 +261,21 @@ def extract_activations(spec: ModelSpec, model: torch.nn.Module, probe_path: str
         compute_dtype = COMPUTE_DTYPES[precision]
         if precision == "int8":
             compute_dtype += f" (calibrated on the first {min(n, calibration_images)} probe images)"
+        calibration_key = None
+        if precision == "int8":
+            calibration_key = {"images": min(n, calibration_images), "batch_size": batch_size,
+                               "vnni": cpu_has_vnni()}
+        key = resume_key(spec, weights_sha256=weights_sha256 or spec.sha256 or "", probe_sha256=probe_sha,
+                         n_images=n, preprocessing=preprocessing, precision=precision,
+                         storage_dtype=storage_dtype, channels_last=channels_last, fold_bn=fold_bn,
+                         calibration=calibration_key)
         prov = {"model": spec.name, "weights_sha256": weights_sha256 or spec.sha256 or "",
                 "probe_sha256": probe_sha, "preprocessing": preprocessing,
                 "compute_dtype": compute_dtype,
                 "storage_dtype": storage_dtype, "channels_last": bool(channels_last),
                 "fold_batchnorm": bool(fold_bn),
-                "layers": json.dumps(spec.layers, sort_keys=True)}
-        start = _resume_point(partial, prov, n, locking)
+                "layers": json.dumps(spec.layers, sort_keys=True), "resume_key": key}
+        start = _resume_point(partial, key, n, locking)
         mode = "a" if start > 0 else "w"
         if start == 0 and partial.exists():
             partial.unlink()
@@ -223,7 +294,12 @@ def extract_activations(spec: ModelSpec, model: torch.nn.Module, probe_path: str
                 x = network_input(pf["images"][lo:hi], spec.low_saturation, device, channels_last)
                 outs = forward_layers(model, spec.layers, x, precision)
                 for name, act in outs.items():
-                    arr = act.numpy().astype(storage_dtype)
+                    try:
+                        arr = storable(act.numpy(), storage_dtype, spec.name, name, (lo, hi))
+                    except NonFiniteError:
+                        f.close()
+                        partial.unlink(missing_ok=True)  # rerunning reproduces the same values
+                        raise
                     if name not in f["layers"]:
                         f["layers"].create_dataset(name, shape=(n, *arr.shape[1:]), dtype=storage_dtype,
                                                    chunks=(1, *arr.shape[1:]), **_compression(compression))
@@ -241,18 +317,31 @@ def extract_activations(spec: ModelSpec, model: torch.nn.Module, probe_path: str
     return out_path
 
 
-def _resume_point(partial: Path, prov: Mapping[str, Any], n: int, locking: bool | None) -> int:
-    """Rows already written by an interrupted run with identical provenance, else 0."""
+def _resume_point(partial: Path, key: str, n: int, locking: bool | None) -> int:
+    """Rows already written by an interrupted run with an identical resume key, else 0 (the
+    reason for not resuming is logged: the entries of the key that differ)."""
     if not partial.exists():
         return 0
     try:
         with open_h5(partial, "r", locking) as f:
-            same = all(f.attrs.get(k) == v for k, v in prov.items()) and int(f.attrs["n_images"]) == n
+            old = f.attrs.get("resume_key")
+            old = old.decode() if isinstance(old, bytes) else old
             done = int(f.attrs.get("rows_done", 0))
-    except (OSError, KeyError) as err:
-        log.warning("ignoring unreadable partial file %s (%s)", partial, err)
+    except (OSError, KeyError, ValueError) as err:
+        log.warning("ignoring unreadable partial file %s (%s); starting over", partial, err)
         return 0
-    return done if same and 0 < done < n else 0
+    if old is None:
+        log.warning("not resuming %s: it has no resume key (written by an older tasksim); starting over",
+                    partial)
+        return 0
+    if old != key:
+        log.warning("not resuming %s: its rows were computed with a different %s; starting over",
+                    partial, ", ".join(_key_differences(old, key)))
+        return 0
+    if not 0 < done < n:
+        log.info("not resuming %s: rows_done %d of %d; starting over", partial, done, n)
+        return 0
+    return done
 
 
 def read_layer(path: str | os.PathLike[str], layer: str, dtype: str = "float32",

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,31 @@ import h5py
 import numpy as np
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (``/proc/self/status``);
+    elsewhere set and restored at once under a lock."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(dest: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path next to ``dest``; rename it to ``dest`` if the block succeeds.
 
-    On any exception the temporary file is removed and ``dest`` is left untouched.
+    On any exception the temporary file is removed and ``dest`` is left untouched. The file gets
+    the permissions of an ordinary new file (``0o666 & ~umask``), not mkstemp's private 0600.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -33,10 +54,30 @@ def atomic_path(dest: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():
+            os.chmod(tmp_path, 0o666 & ~current_umask())
         os.replace(tmp_path, dest)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+class NonFiniteError(ValueError):
+    """An array that must be finite (a result matrix, stored activations) holds NaN or inf."""
+
+
+def check_finite_matrix(matrix: np.ndarray, labels: list[str] | tuple[str, ...], dest: str,
+                        limit: int = 8) -> None:
+    """Raise :class:`NonFiniteError` naming ``dest`` and the ``(row, column)`` label pairs of the
+    first ``limit`` NaN / inf entries of a square labelled matrix; no-op if it is all finite."""
+    m = np.asarray(matrix, dtype=np.float64)
+    bad = np.argwhere(~np.isfinite(m))
+    if not len(bad):
+        return
+    shown = ", ".join(f"({labels[i]}, {labels[j]})={m[i, j]}" for i, j in bad[:limit])
+    more = f" and {len(bad) - limit} more" if len(bad) > limit else ""
+    raise NonFiniteError(f"refusing to write {dest}: {len(bad)} non-finite entries {shown}{more}; "
+                         "a similarity is undefined for these model pairs (see the rule's log)")
 
 
 def hdf5_locking(setting: bool | None = None) -> bool:

@@ -7,10 +7,11 @@ scripts in ``scripts/`` only unpack Snakemake's objects and call these.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from tqdm import tqdm
 
 from tasksim.attribution import attribution_maps, to_float16
 from tasksim.extract import versions
-from tasksim.io import atomic_path, open_h5, read_str, str_dataset
+from tasksim.io import NonFiniteError, atomic_path, check_finite_matrix, open_h5, read_str, str_dataset
 from tasksim.preprocess import network_input
 from tasksim.similarity import rsa as rsa_mod
 from tasksim.similarity.registry import compute_similarity, hdf5_layer
@@ -60,16 +61,36 @@ def check_same_probe(paths: Sequence[PathLike], locking: bool | None = None) -> 
     return ids0, sha0
 
 
+@contextlib.contextmanager
+def _naming(where: str) -> Iterator[None]:
+    """Re-raise a ``ValueError`` of the block (same type where possible) prefixed with ``where``
+    (the model and layer whose computation failed)."""
+    try:
+        yield
+    except ValueError as err:
+        msg = f"{where}: {err}"
+        try:
+            new = type(err)(msg)
+        except Exception:  # noqa: BLE001 - an exception type with another constructor
+            new = ValueError(msg)
+        raise new from err
+
+
 # --------------------------------------------------------------------------- writing matrices
 
 def write_similarity(h5_path: PathLike, csv_path: PathLike, matrix: np.ndarray, models: Sequence[str],
                      method: str, layer: str, options: Mapping[str, Any], probe_sha256: str,
                      n_images: int, info: Mapping[str, Any] | None = None,
                      per_image: np.ndarray | None = None) -> None:
-    """Write one similarity matrix as HDF5 (machine-readable) and CSV (models as header/index)."""
+    """Write one similarity matrix as HDF5 (machine-readable) and CSV (models as header/index).
+
+    A matrix with a NaN or inf entry is refused (:class:`tasksim.io.NonFiniteError` naming the
+    files and the model pairs) and nothing is written."""
     matrix = np.asarray(matrix, dtype=np.float64)
     if matrix.shape != (len(models), len(models)):
-        raise ValueError(f"matrix shape {matrix.shape} does not fit {len(models)} models")
+        raise ValueError(f"{method} {layer} matrix shape {matrix.shape} does not fit {len(models)} "
+                         f"models ({h5_path})")
+    check_finite_matrix(matrix, list(models), f"{h5_path} and {csv_path} ({method}, layer {layer})")
     with atomic_path(h5_path, suffix=".h5") as tmp:
         with open_h5(tmp, "w") as f:
             f.create_dataset("similarity", data=matrix)
@@ -116,7 +137,8 @@ def rdm_file(activations: PathLike, out: PathLike, layers: Sequence[str], normal
             grp = g.create_group("rdms")
             for layer in tqdm(layers, desc=f"RDMs {model}", unit="layer"):
                 x = hdf5_layer(activations, layer, locking)()
-                r = rsa_mod.rdm(x, normalization, distance, block_columns)  # type: ignore[arg-type]
+                with _naming(f"RDM of model {model}, layer {layer} ({activations})"):
+                    r = rsa_mod.rdm(x, normalization, distance, block_columns)  # type: ignore[arg-type]
                 del x
                 grp.create_dataset(layer, data=r.astype(np.float32))
             g.attrs.update({"model": model, "normalization": normalization, "distance": distance,
@@ -132,7 +154,8 @@ def rsa_similarity_file(rdm_files: Sequence[PathLike], models: Sequence[str], la
     for p in rdm_files:
         with open_h5(p, "r", locking) as f:
             rdms.append(f["rdms"][layer][()].astype(np.float64))
-    matrix = rsa_mod.rsa_matrix(rdms, compare)  # type: ignore[arg-type]
+    with _naming(f"RSA of layer {layer} (models {', '.join(models)})"):
+        matrix = rsa_mod.rsa_matrix(rdms, compare)  # type: ignore[arg-type]
     write_similarity(h5_out, csv_out, matrix, models, "rsa", layer, options, sha, len(ids),
                      info={"compare": compare})
     return matrix
@@ -146,7 +169,8 @@ def feature_similarity_file(method: str, activation_files: Sequence[PathLike], m
     """A registered feature method (``svcca``, ``pwcca``, ``cka_linear``, ``cka_rbf``) on one layer."""
     ids, sha = check_same_probe(activation_files, locking)
     sources = [hdf5_layer(p, layer, locking) for p in activation_files]
-    matrix, info = compute_similarity(method, sources, names=list(models), **options)
+    with _naming(f"{method} on layer {layer}"):
+        matrix, info = compute_similarity(method, sources, names=list(models), **options)
     for key in ("capped", "cap_messages", "warnings"):
         if info.get(key):
             log.warning("%s %s: %s = %s", method, layer, key, info[key])
@@ -184,6 +208,9 @@ def attribution_file(spec: ModelSpec, model: torch.nn.Module, probe: PathLike, o
                     x = network_input(pf["images"][lo:hi], spec.low_saturation, device)
                     out_maps = attribution_maps(model, x, list(kinds), epsilon)
                     for k, v in out_maps.items():
+                        if not bool(torch.isfinite(v).all()):
+                            raise NonFiniteError(f"model {spec.name}: {k} attribution maps of probe rows "
+                                                 f"{lo}..{hi - 1} are not finite (NaN/inf gradients)")
                         if storage_dtype == "float16":
                             stored, scale = to_float16(v)
                         else:

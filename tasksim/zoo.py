@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
 import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+import types
+import typing
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +61,7 @@ class ModelSpec:
     low_saturation: bool = False
     resolution: int | None = None
     builder_kwargs: dict[str, Any] = field(default_factory=dict)
+    origin: str = "config key tasks"  # where the model comes from, for error messages
 
     @property
     def weights_filename(self) -> str:
@@ -145,7 +149,7 @@ def taskonomy_spec(task: str, weights_source: str, manifest: Mapping[str, str] |
 
 
 def user_spec(entry: Mapping[str, Any]) -> ModelSpec:
-    """Specification of a user model from its config entry."""
+    """Specification of a user model from its config entry (config key ``models``)."""
     layers = {name: ("" if name == "output" else name) for name in entry["layers"]}
     return ModelSpec(
         name=entry["name"],
@@ -156,6 +160,7 @@ def user_spec(entry: Mapping[str, Any]) -> ModelSpec:
         layers=layers,
         low_saturation=bool(entry.get("low_saturation", False)),
         resolution=entry.get("resolution"),
+        origin=f"config key models, entry name={entry['name']}",
     )
 
 
@@ -199,11 +204,67 @@ def import_builder(path: str):
         raise ImportError(f"module {module_name!r} has no function {func_name!r} (builder {path!r})") from None
 
 
+class BuilderError(TypeError):
+    """A model's builder cannot be called with its configured arguments, or failed."""
+
+
+def _annotated_numbers(annotation: Any) -> tuple[type, ...]:
+    """The numeric types ``int`` / ``float`` an annotation allows, unless it also allows ``str``
+    (then any value may be meant as a string): ``float`` -> (float,), ``int | None`` -> (int,)."""
+    args = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) \
+        else (annotation,)
+    if str in args or Any in args:
+        return ()
+    return tuple(t for t in args if t in (int, float))
+
+
+def check_builder_kwargs(builder: Callable[..., Any], kwargs: Mapping[str, Any], where: str) -> None:
+    """Check ``kwargs`` against the builder's signature before calling it: every argument must
+    exist (unless it takes ``**kwargs``) and a ``str`` value for a parameter annotated ``int`` or
+    ``float`` is refused. Raises :class:`BuilderError` naming ``where``, the argument, its value
+    and type. Builders without an inspectable signature are not checked."""
+    try:
+        sig = inspect.signature(builder, eval_str=True)
+    except (TypeError, ValueError, NameError):
+        try:
+            sig = inspect.signature(builder)
+        except (TypeError, ValueError):
+            return
+    params = sig.parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    named = [n for n, p in params.items()
+             if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+    unknown = [k for k in kwargs if k not in named]
+    if unknown and not takes_any:
+        raise BuilderError(f"{where}: builder_kwargs {unknown} are not arguments of the builder "
+                           f"(it takes: {', '.join(named) or 'no keyword arguments'})")
+    for key, value in kwargs.items():
+        if key not in params or not isinstance(value, str):
+            continue
+        numbers = _annotated_numbers(params[key].annotation)
+        if numbers:
+            hint = (" (YAML reads a number such as 1.0e6 without a sign in the exponent as a string: "
+                    "write 1.0e+6)" if float in numbers else "")
+            raise BuilderError(f"{where}: builder argument {key}={value!r} is a str, but the builder "
+                               f"annotates it {' | '.join(t.__name__ for t in numbers)}{hint}")
+
+
 def build_model(spec: ModelSpec) -> nn.Module:
-    """Instantiate the architecture of ``spec`` (no weights)."""
-    model = import_builder(spec.builder)(**spec.builder_kwargs)
+    """Instantiate the architecture of ``spec`` (no weights).
+
+    The arguments are checked against the builder's signature first
+    (:func:`check_builder_kwargs`); any exception raised by the builder is re-raised as
+    :class:`BuilderError` naming the model and the builder."""
+    where = f"model {spec.name!r} ({spec.origin}), builder {spec.builder}"
+    builder = import_builder(spec.builder)
+    check_builder_kwargs(builder, spec.builder_kwargs, where)
+    try:
+        model = builder(**spec.builder_kwargs)
+    except Exception as err:  # noqa: BLE001 - user code may raise anything
+        raise BuilderError(f"{where} failed with builder_kwargs {spec.builder_kwargs}: "
+                           f"{type(err).__name__}: {err}") from err
     if not isinstance(model, nn.Module):
-        raise TypeError(f"builder {spec.builder!r} returned {type(model).__name__}, not a torch.nn.Module")
+        raise BuilderError(f"{where} returned {type(model).__name__}, not a torch.nn.Module")
     return model
 
 
@@ -369,7 +430,7 @@ def n_parameters(model: nn.Module) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
 
-__all__ = ["ModelSpec", "TASKONOMY_LAYERS", "TASKS", "build_model", "import_builder", "load_model",
+__all__ = ["BuilderError", "ModelSpec", "check_builder_kwargs", "TASKONOMY_LAYERS", "TASKS", "build_model", "import_builder", "load_model",
            "model_specs", "official_weight_files", "read_manifest", "read_state_dict",
            "record_layers", "sha_from_filename", "taskonomy_encoder", "user_spec",
            "write_standin_zoo"]

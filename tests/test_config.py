@@ -122,3 +122,57 @@ def test_numbers_written_as_strings_are_taken_as_meant():
     assert validate_config({"probe": {"name": "123"}})["probe"]["name"] == "123"
     with pytest.raises(ConfigError, match=r"probe.n_images: 'many' is not of type 'integer'"):
         validate_config({"probe": {"n_images": "many"}})
+
+
+def test_unknown_rsa_layer_fails_naming_key_value_and_valid_layers():
+    with pytest.raises(ConfigError) as info:
+        validate_config({"tasks": ["normal"], "similarity": {"rsa": {"layers": ["block9"]}}})
+    msg = str(info.value)
+    for frag in ("similarity.rsa.layers", "'block9'", "normal", "taskonomy.layers",
+                 "['block1', 'block2', 'block3', 'block4', 'encoder_output']"):
+        assert frag in msg, (frag, msg)
+
+
+def test_layer_not_recorded_by_the_taskonomy_layers_fails():
+    with pytest.raises(ConfigError, match=r"similarity\.cca\.layers \(method svcca\): layer 'encoder_output'"):
+        validate_config({"tasks": ["normal"], "taskonomy": {"layers": ["block4"]},
+                         "similarity": {"methods": ["svcca"], "rsa": {"layers": ["block4"]}}})
+    # a method that is not run does not need its layers
+    validate_config({"tasks": ["normal"], "taskonomy": {"layers": ["block4"]},
+                     "similarity": {"methods": ["rsa"], "rsa": {"layers": ["block4"]}}})
+
+
+def test_minitaskonomy_layers_are_those_of_its_encoders():
+    demo = yaml.safe_load((REPO / "config" / "demo-ci.yaml").read_text())
+    validate_config(demo)
+    demo["similarity"]["rsa"]["layers"] = ["block3", "block4"]
+    with pytest.raises(ConfigError) as info:
+        validate_config(demo)
+    msg = str(info.value)
+    assert "'block4'" in msg and "minitaskonomy" in msg and "encoder_output" in msg, msg
+
+
+def test_user_model_layers_must_cover_the_analysed_layers():
+    entry = {"name": "mine", "builder": "m:f", "weights": "w.pth", "layers": ["fc", "output"]}
+    cfg = {"tasks": [], "models": [entry], "similarity": {"methods": ["rsa", "cka_linear"],
+                                                          "rsa": {"layers": ["fc"]}}}
+    with pytest.raises(ConfigError, match=r"similarity\.cka\.layers.*'encoder_output'.*mine.*models\[0\]\.layers"):
+        validate_config(cfg)
+    cfg["similarity"]["cka"] = {"layers": ["output"]}
+    validate_config(cfg)
+    # a rule validating only its part of the configuration does not check references
+    validate_config({"tasks": [], "models": [entry]}, references=False)
+
+
+def test_unknown_layer_fails_the_dry_run_naming_the_key(tmp_path):
+    import subprocess
+
+    from conftest import snakemake_exe
+
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(yaml.safe_dump({"tasks": ["normal", "depth_zbuffer"],
+                                   "similarity": {"methods": ["rsa"], "rsa": {"layers": ["block9"]}}}))
+    proc = subprocess.run([snakemake_exe(), "-s", str(REPO / "Snakefile"), "-n", "--configfile", str(cfg),
+                           "-d", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "similarity.rsa.layers" in out and "block9" in out, out[-3000:]

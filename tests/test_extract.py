@@ -111,3 +111,79 @@ def test_fast_path_agrees_with_fp32(standin_zoo, tmp_path, precision):
             rb = rdm(b["layers"]["encoder_output"][()].astype(np.float64))
         rho = spearmanr(upper_triangle(ra), upper_triangle(rb))[0]
         assert rho >= 0.999, f"{task}: {precision} path RDM Spearman {rho:.5f} < 0.999"
+
+
+def _user_spec_model(tmp_path, scale):
+    from toy_models import save_weights
+    from tasksim.zoo import user_spec
+
+    weights = tmp_path / "toy.pth"
+    if not weights.exists():
+        save_weights(weights)
+    spec = user_spec({"name": "toy", "builder": "toy_models:scaled_net", "weights": str(weights),
+                      "layers": ["conv", "output"], "builder_kwargs": {"scale": scale}})
+    return spec, load_model(spec, weights)
+
+
+def test_changed_builder_kwargs_restart_instead_of_mixing_two_models(scene_probe, tmp_path, caplog):
+    """Interrupted with scale 1, rerun with scale 2 (same weights file): the partial rows of the
+    old model are discarded, the result equals a clean run with scale 2, and the log says why."""
+    from tasksim.io import sha256_file
+
+    spec1, model1 = _user_spec_model(tmp_path, 1.0)
+    spec2, model2 = _user_spec_model(tmp_path, 2.0)
+    sha = sha256_file(tmp_path / "toy.pth")
+    kw = {"batch_size": 2, "precision": "fp32", "progress": False, "weights_sha256": sha}
+    ref = extract_activations(spec2, model2, scene_probe, tmp_path / "ref.h5", **kw)
+
+    def stop(rows):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "out.h5"
+    with pytest.raises(KeyboardInterrupt):
+        extract_activations(spec1, model1, scene_probe, out, on_batch=stop, **kw)
+    seen = []
+    with caplog.at_level("WARNING", logger="tasksim.extract"):
+        extract_activations(spec2, model2, scene_probe, out, on_batch=seen.append, **kw)
+    assert seen == [2, 4, 6]  # started over
+    assert any("not resuming" in r.message and "builder_kwargs" in r.message for r in caplog.records)
+    with h5py.File(ref) as a, h5py.File(out) as b:
+        assert a.attrs["resume_key"] == b.attrs["resume_key"]
+        assert json.loads(b.attrs["resume_key"])["builder_kwargs"] == {"scale": 2.0}
+        for k in a["layers"]:
+            np.testing.assert_array_equal(a["layers"][k][()], b["layers"][k][()])
+        assert np.abs(b["layers"]["output"][()]).max() > 0
+
+
+def test_same_resume_key_resumes_user_model(scene_probe, tmp_path):
+    spec, model = _user_spec_model(tmp_path, 1.0)
+
+    def stop(rows):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "out.h5"
+    with pytest.raises(KeyboardInterrupt):
+        extract_activations(spec, model, scene_probe, out, batch_size=2, precision="fp32",
+                            progress=False, on_batch=stop)
+    seen = []
+    extract_activations(spec, model, scene_probe, out, batch_size=2, precision="fp32",
+                        progress=False, on_batch=seen.append)
+    assert seen == [4, 6]
+
+
+def test_float16_overflow_is_a_clear_error_and_leaves_no_file(scene_probe, tmp_path):
+    """Values above 65504 would be stored as inf under float16: the extraction fails naming the
+    model, the layer, the largest magnitude and the fix, and leaves neither file."""
+    from tasksim.io import NonFiniteError
+
+    spec, model = _user_spec_model(tmp_path, 1.0e7)
+    out = tmp_path / "big.h5"
+    with pytest.raises(NonFiniteError, match=r"model toy layer (conv|output) .*magnitude .*e\+0[5-9].*"
+                                             r"extraction\.storage_dtype: float32"):
+        extract_activations(spec, model, scene_probe, out, batch_size=2, precision="fp32",
+                            storage_dtype="float16", progress=False)
+    assert not out.exists() and not (tmp_path / "big.h5.partial").exists()
+    extract_activations(spec, model, scene_probe, out, batch_size=2, precision="fp32",
+                        storage_dtype="float32", progress=False)  # the suggested fix works
+    with h5py.File(out) as f:
+        assert np.isfinite(f["layers"]["output"][()]).all() and np.abs(f["layers"]["output"][()]).max() > 65504

@@ -75,7 +75,8 @@ def test_user_model_needs_no_code_change(tmp_path):
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     cfg = validate_config({"tasks": [], "models": [{
         "name": "mine", "builder": "test_zoo:tiny_builder", "builder_kwargs": {"width": 5},
-        "weights": str(path), "sha256": sha, "layers": ["0", "output"]}]})
+        "weights": str(path), "sha256": sha, "layers": ["0", "output"]}],
+        "similarity": {"methods": ["rsa"], "rsa": {"layers": ["0", "output"]}}})
     spec = model_specs(cfg)["mine"]
     model = load_model(spec, path)
     x = torch.rand(2, 3, 8, 8)
@@ -102,3 +103,39 @@ def test_unknown_builder_is_a_clear_error():
 
     with pytest.raises(ImportError, match="no_such_module"):
         import_builder("no_such_module:f")
+
+
+def _toy_spec(tmp_path, builder, kwargs):
+    from toy_models import save_weights
+
+    from tasksim.zoo import user_spec
+
+    weights = save_weights(tmp_path / "toy.pth")
+    return user_spec({"name": "mine", "builder": f"toy_models:{builder}", "weights": str(weights),
+                      "layers": ["output"], "builder_kwargs": kwargs})
+
+
+@pytest.mark.parametrize(("builder", "kwargs", "fragments"), [
+    ("scaled_net", {"scale": "1.0e6"}, ["'mine'", "scale='1.0e6'", "is a str", "float", "1.0e+6"]),
+    ("count_net", {"depth": "2"}, ["'mine'", "depth='2'", "int"]),
+    ("scaled_net", {"scael": 2.0}, ["'mine'", "['scael']", "scale, width"]),
+    ("failing_net", {}, ["'mine'", "toy_models:failing_net failed", "ZeroDivisionError",
+                         "division by zero in the user's module"]),
+])
+def test_builder_argument_errors_name_the_model_entry(tmp_path, builder, kwargs, fragments):
+    from tasksim.zoo import BuilderError, build_model
+
+    spec = _toy_spec(tmp_path, builder, kwargs)
+    with pytest.raises(BuilderError) as info:
+        build_model(spec)
+    msg = str(info.value)
+    assert "config key models, entry name=mine" in msg
+    for frag in fragments:
+        assert frag in msg, (frag, msg)
+
+
+def test_numeric_builder_arguments_pass_the_check(tmp_path):
+    from tasksim.zoo import build_model
+
+    assert build_model(_toy_spec(tmp_path, "scaled_net", {"scale": 1.0e6, "width": 3})).scale == 1.0e6
+    assert build_model(_toy_spec(tmp_path, "count_net", {"depth": 2})).conv.out_channels == 8

@@ -115,12 +115,22 @@ def cka(k: np.ndarray, l: np.ndarray, debiased: bool = False) -> float:  # noqa:
     return kl / np.sqrt(kk * ll)
 
 
-def cka_matrix(grams: Sequence[np.ndarray] | np.ndarray, debiased: bool = False) -> np.ndarray:
+def cka_matrix(grams: Sequence[np.ndarray] | np.ndarray, debiased: bool = False,
+               names: Sequence[str] | None = None) -> np.ndarray:
     """``[M, M]`` CKA between ``M`` kernel matrices; each is centred once and all inner products
-    come from one ``[M, N^2] x [N^2, M]`` product. Symmetric with an exact unit diagonal."""
+    come from one ``[M, N^2] x [N^2, M]`` product. Symmetric with an exact unit diagonal.
+
+    A kernel with ``HSIC(K, K) <= 0`` raises ``ValueError`` naming every such model (``names``,
+    else ``K[i]``)."""
     flat = np.stack([center_gram(g, debiased).ravel() for g in grams])
     p = flat @ flat.T
-    diag = np.array([_self_norm(float(v), f"K[{i}]") for i, v in enumerate(np.diag(p))])
+    labels = list(names) if names is not None else [f"K[{i}]" for i in range(len(flat))]
+    bad = [f"{labels[i]} ({float(v):.3g})" for i, v in enumerate(np.diag(p)) if not float(v) > 0]
+    if bad:
+        raise ValueError(f"HSIC(K, K) <= 0 for models {', '.join(bad)}: CKA is undefined for them "
+                         "(a constant layer over the probe images, or a negative unbiased estimate "
+                         "for tiny N)")
+    diag = np.array([_self_norm(float(v), labels[i]) for i, v in enumerate(np.diag(p))])
     inv = 1.0 / np.sqrt(diag)
     out = p * inv[:, None] * inv[None, :]
     out = np.clip((out + out.T) / 2.0, -1.0, 1.0)

@@ -162,6 +162,19 @@ def _array(source: Any, method: str) -> np.ndarray:
     return s
 
 
+def _per_model(label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``; a ``ValueError`` is re-raised (same type) naming the model."""
+    try:
+        return fn(*args, **kwargs)
+    except ValueError as err:
+        msg = f"model {label}: {err}"
+        try:
+            new = type(err)(msg)
+        except Exception:  # noqa: BLE001 - an exception type with another constructor
+            new = ValueError(msg)
+        raise new from err
+
+
 def _names(names: Sequence[str] | None, m: int) -> list[str]:
     out = list(names) if names is not None else [f"model[{i}]" for i in range(m)]
     if len(out) != m:
@@ -185,10 +198,10 @@ def rsa_method(
     separately)."""
     rdms = []
     n_features = []
-    for src in features:
-        stats = _rsa.accumulate_gram(_blocks(src, block_columns), normalization,  # type: ignore[arg-type]
-                                     compute_dtype)
-        rdms.append(_rsa.rdm_from_gram(stats, distance))  # type: ignore[arg-type]
+    for src, label in zip(features, _names(names, len(features)), strict=True):
+        stats = _per_model(label, _rsa.accumulate_gram, _blocks(src, block_columns), normalization,
+                           compute_dtype)
+        rdms.append(_per_model(label, _rsa.rdm_from_gram, stats, distance))
         n_features.append(stats.n_features)
     matrix = _rsa.rsa_matrix(rdms, compare)  # type: ignore[arg-type]
     info: dict[str, Any] = {
@@ -201,10 +214,11 @@ def rsa_method(
     return matrix, info
 
 
-def _centred_grams(features: Sequence[Any], block_columns: int | None) -> tuple[list[np.ndarray], list[int]]:
+def _centred_grams(features: Sequence[Any], block_columns: int | None,
+                   names: Sequence[str]) -> tuple[list[np.ndarray], list[int]]:
     grams, dims = [], []
-    for src in features:
-        stats = _rsa.accumulate_gram(_blocks(src, block_columns), "center")
+    for src, label in zip(features, names, strict=True):
+        stats = _per_model(label, _rsa.accumulate_gram, _blocks(src, block_columns), "center")
         grams.append(stats.gram)
         dims.append(stats.n_features)
     return grams, dims
@@ -216,8 +230,9 @@ def cka_linear_method(
     names: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Linear CKA (biased or debiased HSIC) from streamed Gram matrices."""
-    grams, dims = _centred_grams(features, block_columns)
-    matrix = _cka.cka_matrix(grams, debiased)
+    labels = _names(names, len(features))
+    grams, dims = _centred_grams(features, block_columns, labels)
+    matrix = _cka.cka_matrix(grams, debiased, labels)
     return matrix, {"method": "cka_linear", "debiased": debiased, "n_models": len(grams),
                     "n_images": int(grams[0].shape[0]), "n_features": dims,
                     "names": _names(names, len(grams))}
@@ -229,9 +244,10 @@ def cka_rbf_method(
     block_columns: int | None = None, names: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """RBF CKA, bandwidth ``threshold`` x median pairwise distance per model."""
-    grams, dims = _centred_grams(features, block_columns)
-    kernels = [_cka.gram_rbf_from_linear(g, threshold) for g in grams]
-    matrix = _cka.cka_matrix(kernels, debiased)
+    labels = _names(names, len(features))
+    grams, dims = _centred_grams(features, block_columns, labels)
+    kernels = [_per_model(lab, _cka.gram_rbf_from_linear, g, threshold) for g, lab in zip(grams, labels, strict=True)]
+    matrix = _cka.cka_matrix(kernels, debiased, labels)
     return matrix, {"method": "cka_rbf", "threshold": threshold, "debiased": debiased,
                     "n_models": len(grams), "n_images": int(grams[0].shape[0]), "n_features": dims,
                     "names": _names(names, len(grams))}

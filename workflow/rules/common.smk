@@ -2,6 +2,7 @@
 import os
 
 from tasksim.config import model_names, validate_config
+from tasksim.runlock import hold_run_lock, release_run_lock
 
 _validated = validate_config(config)
 config.clear()
@@ -23,6 +24,20 @@ if config["standin"]["enabled"]:
 
 wildcard_constraints:
     model="|".join(MODELS) if MODELS else "[^/]+",
+
+
+# One run at a time per data and results directory (also across working directories): taken
+# only when jobs run (Snakemake calls onstart neither for dry runs nor in spawned job processes).
+onstart:
+    hold_run_lock([DATA, RESULTS])
+
+
+onsuccess:
+    release_run_lock()
+
+
+onerror:
+    release_run_lock()
 
 
 def gpu_resources():
