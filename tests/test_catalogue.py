@@ -20,6 +20,7 @@ import torch
 import yaml
 
 from tasksim.config import ConfigError, load_config, validate_config
+from tasksim.download import ChecksumError
 from tasksim.io import NonFiniteError, open_h5, str_dataset
 from tasksim.probe import ProbeImageError
 
@@ -181,9 +182,44 @@ def _corrupt_image(tmp):
     for i in range(2):
         Image.fromarray(np.full((20, 20, 3), 40 * i, np.uint8)).save(root / f"ok{i}.png")
     (root / "broken.png").write_bytes(b"\x89PNG garbage")
-    cfg = validate_config({"probe": {"source": "folder", "n_images": 10, "folder": {"path": str(root)}},
+    cfg = validate_config({"probe": {"source": "folder", "n_images": 3, "folder": {"path": str(root)}},
                            "preprocessing": {"resolution": 16}})
     return lambda: build_probe_set(cfg, tmp / "p.h5", progress=False)
+
+
+def _too_few_images(tmp):
+    from PIL import Image
+
+    from tasksim.probe import build_probe_set
+
+    root = tmp / "imgs"
+    root.mkdir()
+    for i in range(9):
+        Image.fromarray(np.full((20, 20, 3), 20 * i, np.uint8)).save(root / f"im{i}.png")
+    cfg = validate_config({"probe": {"source": "folder", "n_images": 12, "folder": {"path": str(root)}},
+                           "preprocessing": {"resolution": 16}})
+    return lambda: build_probe_set(cfg, tmp / "p.h5", progress=False)
+
+
+def _bad_url_list(tmp):
+    from tasksim.probe import build_probe_set
+
+    lst = tmp / "urls.txt"
+    lst.write_text("file:///a.png\nfile:///b.png not-a-hash\n")
+    cfg = validate_config({"probe": {"source": "urls", "n_images": 2, "urls": {"list_file": str(lst)}},
+                           "preprocessing": {"resolution": 16}})
+    return lambda: build_probe_set(cfg, tmp / "p.h5", progress=False)
+
+
+def _local_checksum(tmp):
+    from tasksim.download import fetch
+
+    (tmp / "w.pth").write_bytes(b"weights")
+    return lambda: fetch(str(tmp / "w.pth"), tmp / "out" / "w.pth", "0" * 64)
+
+
+def _string_where_number(tmp):
+    return lambda: validate_config({"probe": {"n_images": "a hundred"}})
 
 
 def _fake_activations(path: Path, model: str, layer_data: dict, sha: str = "ab" * 32, n: int = 8) -> Path:
@@ -344,6 +380,13 @@ CASES = [
     # probe sets
     Case("missing probe folder", _probe_folder, FileNotFoundError, ("probe folder not found", "{tmp}/nope")),
     Case("corrupt probe image", _corrupt_image, ProbeImageError, ("broken.png",)),
+    Case("fewer probe images than asked", _too_few_images, ValueError,
+         ("{tmp}/imgs", "holds 9 images", "asks for 12", "probe.allow_fewer")),
+    Case("malformed probe URL list", _bad_url_list, ValueError, ("{tmp}/urls.txt", "entry 2", "not-a-hash")),
+    Case("checksum of a local weights file", _local_checksum, ChecksumError,
+         ("w.pth", "0" * 64, "{tmp}/w.pth was left as it is", "was not written")),
+    Case("a word where the schema wants a number", _string_where_number, ConfigError,
+         ("probe.n_images", "a hundred")),
     # extraction and stored activations
     Case("float16 overflow of a layer", _extract({"scale": 1.0e7}), NonFiniteError,
          ("model mine layer", "magnitude", "float16", "extraction.storage_dtype: float32")),
