@@ -27,7 +27,7 @@ for r in results:
 if curves:
     fig = figures.precision_recall_curves(
         curves, oracle, meta["n_relevant"], len(meta["sources"]) - 1,
-        title=f"Retrieval of the top-{meta['n_relevant']} sources of {meta['groundtruth']} ({len(meta['targets'])} targets)",
+        title=f"Retrieval of the top-{meta['n_relevant']} sources of {tx.article(meta['groundtruth'])} ({len(meta['targets'])} targets)",
         subtitle=sub)
 else:
     fig = figures.new_figure((7, 3))
@@ -42,9 +42,9 @@ table = pd.read_csv(sm.input.summary)
 gt_name = tx.groundtruth_label(results[0]["groundtruth"], "dds_affinity") if results else "the ground truth"
 for scores, png, pdf, title, ylabel in (
         (["dds_affinity", "dds_wins_vs_pixels"], o.dds_png, o.dds_pdf,
-         f"DDS protocol: mean per-target Spearman with the {gt_name}", "mean per-target Spearman"),
+         f"DDS protocol: mean per-target Spearman with {tx.article(gt_name)}", "mean per-target Spearman"),
         (["tree_cophenetic", "tree_adjusted_rand"], o.tree_png, o.tree_pdf,
-         f"Tree agreement with the tree of the {gt_name}", "agreement")):
+         f"Tree agreement with the tree of {tx.article(gt_name)}", "agreement")):
     titles = {k: tx.describe_score(table, k) for k in scores}
     fig = figures.score_bars(table, scores, titles, title=title, ylabel=ylabel, subtitle=sub)
     figures.save(fig, png, pdf)

@@ -26,7 +26,7 @@ from tasksim.io import atomic_path  # noqa: E402
 from tasksim.trees import GROUP_COLOURS  # noqa: E402
 from tasksim.uncertainty import format_p_value  # noqa: E402
 
-__all__ = ["new_figure", "save", "similarity_heatmap", "precision_recall_curves", "score_bars",
+__all__ = ["new_figure", "heading", "save", "similarity_heatmap", "precision_recall_curves", "score_bars",
            "pair_scatter", "target_scatter", "group_colour"]
 
 _GROUP_TITLES = {"2D": "2D", "3D": "3D", "low_dim_geometric": "low-dim. geometric",
@@ -38,6 +38,15 @@ def new_figure(figsize: tuple[float, float]) -> Figure:
     fig = Figure(figsize=figsize, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
+
+
+def heading(fig: Figure, title: str, subtitle: str = "", fontsize: float = 10) -> str:
+    """``title`` and ``subtitle`` wrapped to the figure's width (constrained layout does not wrap)."""
+    import textwrap
+
+    width = max(30, int(fig.get_figwidth() * 72 / (0.6 * fontsize)))  # characters per line
+    parts = [textwrap.fill(t, width) for t in (title, subtitle) if t]
+    return "\n".join(parts)
 
 
 def save(fig: Figure, *paths: str | Path, dpi: int = 150) -> None:
@@ -92,7 +101,7 @@ def similarity_heatmap(sim: pd.DataFrame, order: Sequence[str] | None = None,
         lab.set_color(group_colour(name))
     ax.set_xlabel("model (ordered by the task tree)")
     ax.set_ylabel("model (ordered by the task tree)")
-    ax.set_title(title + (f"\n{subtitle}" if subtitle else ""), fontsize=10)
+    fig.suptitle(heading(fig, title, subtitle, 10), fontsize=10)
     fig.colorbar(im, ax=ax, shrink=0.8, label=colorbar_label + " (colour scale: off-diagonal range)")
     _group_legend(fig, order)
     return fig
@@ -140,7 +149,7 @@ def precision_recall_curves(curves: Mapping[str, Mapping[str, Sequence[float]]],
     handles, labels = axes[0].get_legend_handles_labels()
     handles.append(Patch(color="grey", alpha=0.25, label="95 % bootstrap band"))
     fig.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False)
-    fig.suptitle(title + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
+    fig.suptitle(heading(fig, title, subtitle, 11), fontsize=11)
     return fig
 
 
@@ -156,13 +165,13 @@ def score_bars(table: pd.DataFrame, scores: Sequence[str], score_titles: Mapping
     score_titles = dict(score_titles or {})
     t = table[table["score"].isin(scores) & table["estimate"].notna()]
     analyses = list(dict.fromkeys(f"{m}/{lay}" for m, lay in zip(t["method"], t["layer"])))
-    fig = new_figure((max(6.0, 0.9 * len(analyses) * max(1, len(scores)) / 1.5 + 3), 5.0))
+    fig = new_figure((max(6.0, 0.9 * len(analyses) * max(1, len(scores)) / 1.5 + 3), 6.0))
     ax = fig.add_subplot()
     width = 0.8 / max(1, len(scores))
     colours = ["#0072B2", "#E69F00", "#009E73", "#CC79A7"]
     for j, sc in enumerate(scores):
         sub = t[t["score"] == sc]
-        xs, ys, lo, hi, ps, ns = [], [], [], [], [], []
+        xs, ys, lo, hi, ps, ns, chances = [], [], [], [], [], [], []
         for i, a in enumerate(analyses):
             m, lay = a.split("/", 1)
             r = sub[(sub["method"] == m) & (sub["layer"] == lay)]
@@ -176,9 +185,14 @@ def score_bars(table: pd.DataFrame, scores: Sequence[str], score_titles: Mapping
             lo.append(max(0.0, float(r["estimate"]) - float(r["ci_low"])) if has_ci else 0.0)
             hi.append(max(0.0, float(r["ci_high"]) - float(r["estimate"])) if has_ci else 0.0)
             ps.append(r["p_value"])
+            chances.append(float(r["chance"]) if "chance" in r and pd.notna(r["chance"]) else None)
             ns.append(r["n_permutations"] if "n_permutations" in r and pd.notna(r["n_permutations"]) else 0)
         ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, color=colours[j % len(colours)],
                label=score_titles.get(sc, sc), ecolor="black")
+        if chances and any(c is not None and np.isfinite(c) for c in chances):
+            ax.scatter(xs, [np.nan if c is None else c for c in chances], marker="_", s=400,
+                       color="black", linewidths=2, zorder=3,
+                       label="chance (task labels permuted)" if j == 0 else None)
         for x, y, h, p, n in zip(xs, ys, hi, ps, ns):
             if p is not None and pd.notna(p):
                 ax.text(x, max(y, 0) + h + 0.02, format_p_value(float(p), int(n)), ha="center",
@@ -188,11 +202,11 @@ def score_bars(table: pd.DataFrame, scores: Sequence[str], score_titles: Mapping
     ax.set_xlabel("analysis (method / layer)")
     ax.set_ylabel(ylabel)
     ymin = min(0.0, float(t["ci_low"].min()) if t["ci_low"].notna().any() else 0.0)
-    ax.set_ylim(ymin - 0.05, 1.25)
+    ax.set_ylim(ymin - 0.05, 1.2)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(title="error bars: 95 % bootstrap CI over images; p: permutation test",
-              fontsize=8, title_fontsize=8, loc="upper left")
-    ax.set_title(title + (f"\n{subtitle}" if subtitle else ""), fontsize=10)
+    fig.legend(title="error bars: 95 % bootstrap CI over images; p: permutation test",
+               fontsize=8, title_fontsize=8, loc="outside lower center", frameon=False)
+    ax.set_title(heading(fig, title, subtitle, 10), fontsize=10)
     return fig
 
 
@@ -222,7 +236,7 @@ def pair_scatter(x: pd.DataFrame, ys: Mapping[str, pd.DataFrame], xlabel: str,
         ax.set_ylabel(f"{label} similarity")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7, loc="best")
-    fig.suptitle(title + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
+    fig.suptitle(heading(fig, title, subtitle, 11), fontsize=11)
     return fig
 
 
@@ -253,7 +267,7 @@ def target_scatter(sim: pd.DataFrame, groundtruth: pd.DataFrame, targets: Sequen
     for ax in axes[len(targets):]:
         ax.set_visible(False)
     fig.supylabel(f"{gt_label} (source -> target)")
-    fig.suptitle(title + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
+    fig.suptitle(heading(fig, title, subtitle, 11), fontsize=11)
     names = list(dict.fromkeys(sources))
     _group_legend(fig, names, "source task group (point colour)")
     return fig

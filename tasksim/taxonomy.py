@@ -41,7 +41,7 @@ from tasksim.io import open_h5, read_str
 __all__ = [
     "HEADLINE_SCORES", "SCORE_LABELS", "GROUNDTRUTH_LABELS", "groundtruth_label", "score_description", "describe_score", "read_similarity", "read_groundtruth_csv", "tree_json",
     "linkage_from_json", "reference_tree", "Protocols", "define_protocols", "score_matrix",
-    "score_analysis", "FastScorer", "headline_rst", "bootstrap_source", "summary_table", "summary_markdown",
+    "score_analysis", "FastScorer", "headline_rst", "article", "bootstrap_source", "summary_table", "summary_markdown",
 ]
 
 #: Scores listed in the summary table, in order.
@@ -64,6 +64,11 @@ def groundtruth_label(kind: str, protocol: str) -> str:
     return GROUNDTRUTH_LABELS.get(kind, {}).get(protocol, f"{kind} ground truth")
 
 
+def article(label: str) -> str:
+    """``label`` with an article where it reads as a description ("the measured ...")."""
+    return f"the {label}" if label.startswith("measured") else label
+
+
 def score_description(key: str, protocols: Mapping[str, Any]) -> str:
     """What a headline score measures, against which ground truth, on how many tasks.
 
@@ -76,14 +81,14 @@ def score_description(key: str, protocols: Mapping[str, Any]) -> str:
         if "sources" not in a:
             return generic
         if key == "mean_p@k":
-            return f"mean of P@K over K = 1..{len(a['sources']) - 1} (vs {a['groundtruth']})"
-        return (f"{key.split('@')[0].upper()}@{key.split('@')[1]} vs top-{a['n_relevant']} of "
-                f"{a['groundtruth']} ({len(a['targets'])} targets)")
+            return f"mean of P@K over K = 1..{len(a['sources']) - 1} (vs {article(a['groundtruth'])})"
+        return (f"{key.split('@')[0].upper()}@{key.split('@')[1]} vs the top-{a['n_relevant']} sources of "
+                f"{article(a['groundtruth'])} ({len(a['targets'])} targets)")
     if protocol == "dds":
         d = protocols.get(key, {})
         if "tasks" not in d:
             return generic
-        return f"mean per-target Spearman vs {d['groundtruth']} ({len(d['tasks'])} tasks)"
+        return f"mean per-target Spearman vs {article(d['groundtruth'])} ({len(d['tasks'])} tasks)"
     tree = protocols.get("tree", {})
     ref = tree.get("reference", "the reference tree")
     if key == "tree_cophenetic":
@@ -595,12 +600,13 @@ def summary_table(results: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
                 "method": r["method"], "layer": r["layer"], "protocol": protocol, "score": key,
                 "description": score_description(key, protos), "estimate": None if s is None else s["estimate"],
                 "ci_low": None if s is None else s["low"], "ci_high": None if s is None else s["high"],
-                "p_value": None if s is None else s["p_value"], "n_images": r.get("n_images"),
+                "p_value": None if s is None else s["p_value"],
+                "chance": None if s is None else s.get("chance"), "n_images": r.get("n_images"),
                 "n_bootstrap": r.get("bootstrap", {}).get("n", 0),
                 "n_permutations": r.get("permutation", {}).get("n", 0), "note": note,
             })
     cols = ["method", "layer", "protocol", "score", "description", "estimate", "ci_low", "ci_high",
-            "p_value", "n_images", "n_bootstrap", "n_permutations", "note"]
+            "p_value", "chance", "n_images", "n_bootstrap", "n_permutations", "note"]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -655,7 +661,8 @@ def headline_rst(table: pd.DataFrame, results: Sequence[Mapping[str, Any]], run:
     lines += ["**Figures**: *Scores* holds the summary table and the bar charts of each protocol "
               "(DDS protocol: ``figures/dds_correlations.png``; attribution-paper protocol: P@K / R@K "
               "curves; tree agreement); *Task trees* the tree of every method and layer and the "
-              "reference tree; *Similarity matrices* the heatmaps; *Similarity vs transfer affinity* "
+              "reference tree; *Similarity heatmaps* each matrix ordered by its tree; *Similarity "
+              "matrices* the matrices as tables; *Similarity vs transfer affinity* "
               "one scatter panel per target. Every caption names what it shows and against which "
               "ground truth.", ""]
     return "\n".join(lines) + "\n"

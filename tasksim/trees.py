@@ -338,7 +338,9 @@ def dendrogram_figure(z: np.ndarray, labels: Sequence[str],
         tick.set_color(GROUP_COLOURS[g])
         if g not in used:
             used.append(g)
-    ax.set_title(title)
+    from tasksim.figures import heading  # figures imports this module
+
+    ax.set_title(heading(fig, title, fontsize=10), fontsize=10)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("task (leaf colour = task group)")
     order = [g for g in GROUP_COLOURS if g in used]
