@@ -43,8 +43,33 @@ def test_heatmap_ordered_by_tree(tmp_path):
     fig = figures.similarity_heatmap(sim, order, title="Similarity: rsa / block1", subtitle="24 images")
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == [tasks.display_name(x) for x in order]
-    assert ax.get_xlabel() and "rsa" in ax.get_title()
+    assert ax.get_xlabel() and "rsa" in fig.get_suptitle()
     _check(fig, tmp_path, "heatmap")
+    _title_inside(fig)
+
+
+def _title_inside(fig):
+    """Every title lies wholly inside the figure (none is cut at an edge)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    texts = [fig._suptitle] if fig._suptitle is not None else []
+    texts += [ax.title for ax in fig.axes if ax.get_title()]
+    assert texts
+    for t in texts:
+        b = t.get_window_extent(renderer)
+        assert b.x0 >= box.x0 - 1 and b.x1 <= box.x1 + 1 and b.y1 <= box.y1 + 1, (t.get_text(), b, box)
+
+
+def test_long_titles_are_wrapped_inside_the_figure():
+    table = pd.DataFrame({"method": ["rsa"], "layer": ["encoder_output"], "score": ["dds_affinity"],
+                          "estimate": [0.7], "ci_low": [0.6], "ci_high": [0.8], "p_value": [1 / 1001],
+                          "chance": [0.1], "n_permutations": [1000]})
+    long = "DDS protocol: mean per-target Spearman with the measured Mini-Taskonomy affinity of every task"
+    fig = figures.score_bars(table, ["dds_affinity"], title=long, subtitle="config demo.yaml - 200 images")
+    _title_inside(fig)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts == ["p < 0.001"]
 
 
 def test_precision_recall_curves(tmp_path):
