@@ -1,6 +1,6 @@
 """Rule attribution_maps: saliency, gradient*input and epsilon-LRP maps of one model."""
 from tasksim.extract import resolve_device
-from tasksim.snakeutils import partial_config, setup
+from tasksim.snakeutils import hdf5_locking, partial_config, setup
 from tasksim.stages import attribution_file
 from tasksim.zoo import load_model, model_specs
 
@@ -11,4 +11,4 @@ cfg = partial_config(sm.params.model)
 model = load_model(spec, sm.input.weights, resolve_device(sm.params.device))
 a = sm.params.attribution
 attribution_file(spec, model, sm.input.probe, sm.output.maps, sm.params.kinds, a["epsilon"],
-                 a["batch_size"], a["storage_dtype"], sm.params.locking)
+                 a["batch_size"], a["storage_dtype"], hdf5_locking(sm))

@@ -1,8 +1,8 @@
 """Rule attribution_similarity: mean per-image cosine of all models' attribution maps."""
-from tasksim.snakeutils import setup
+from tasksim.snakeutils import hdf5_locking, setup
 from tasksim.stages import attribution_similarity_file
 
 log = setup(snakemake)  # noqa: F821
 sm = snakemake  # noqa: F821
 attribution_similarity_file(sm.input.maps, sm.params.models, sm.params.kind, sm.wildcards.method,
-                            sm.output.h5, sm.output.csv, sm.params.options, sm.params.locking)
+                            sm.output.h5, sm.output.csv, sm.params.options, hdf5_locking(sm))

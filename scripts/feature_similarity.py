@@ -1,9 +1,9 @@
 """Rule feature_similarity: SVCCA / PWCCA / CKA matrix of one layer from all models' activations."""
-from tasksim.snakeutils import setup
+from tasksim.snakeutils import hdf5_locking, setup
 from tasksim.stages import feature_similarity_file
 
 log = setup(snakemake)  # noqa: F821
 sm = snakemake  # noqa: F821
 feature_similarity_file(sm.wildcards.method, sm.input.activations, sm.params.models,
                         sm.wildcards.layer, sm.params.options, sm.output.h5, sm.output.csv,
-                        sm.params.locking)
+                        hdf5_locking(sm))

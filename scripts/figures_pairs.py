@@ -2,7 +2,7 @@
 (the attribution paper's comparison)."""
 from tasksim import figures
 from tasksim import taxonomy as tx
-from tasksim.snakeutils import setup
+from tasksim.snakeutils import run_label, setup
 
 log = setup(snakemake)  # noqa: F821
 sm = snakemake  # noqa: F821
@@ -11,5 +11,5 @@ ys = {m: tx.read_similarity(f).matrix for m, f in zip(sm.params.methods, sm.inpu
 fig = figures.pair_scatter(
     x.matrix, ys, xlabel=f"SVCCA similarity ({sm.params.layer})",
     title="SVCCA vs attribution similarity per task pair",
-    subtitle=f"{sm.params.run} - {x.n_images} probe images")
+    subtitle=f"{run_label(sm)} - {x.n_images} probe images")
 figures.save(fig, sm.output.png, sm.output.pdf)

@@ -6,12 +6,12 @@ import pandas as pd
 
 from tasksim import figures
 from tasksim import taxonomy as tx
-from tasksim.snakeutils import setup
+from tasksim.snakeutils import run_label, setup
 
 log = setup(snakemake)  # noqa: F821
 sm = snakemake  # noqa: F821
 o = sm.output
-run = sm.params.run
+run = run_label(sm)
 results = []
 for path in sm.input.scores:
     with open(path) as fh:

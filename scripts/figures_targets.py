@@ -3,7 +3,7 @@ Taskonomy (or Mini-Taskonomy) first-order affinity."""
 from tasksim import figures
 from tasksim import scoring
 from tasksim import taxonomy as tx
-from tasksim.snakeutils import setup
+from tasksim.snakeutils import run_label, setup
 
 log = setup(snakemake)  # noqa: F821
 sm = snakemake  # noqa: F821
@@ -20,5 +20,5 @@ else:
 fig = figures.target_scatter(
     sf.matrix, gt, targets, sources,
     title=f"{p.method} / {p.layer} similarity vs {p.gt_label} per target",
-    gt_label=p.gt_label, subtitle=f"{p.run} - {sf.n_images} probe images")
+    gt_label=p.gt_label, subtitle=f"{run_label(sm)} - {sf.n_images} probe images")
 figures.save(fig, sm.output.png, sm.output.pdf)

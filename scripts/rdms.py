@@ -1,8 +1,8 @@
 """Rule rdms: the RDM of every RSA layer of one model."""
-from tasksim.snakeutils import setup
+from tasksim.snakeutils import hdf5_locking, setup
 from tasksim.stages import rdm_file
 
 log = setup(snakemake)  # noqa: F821
 sm = snakemake  # noqa: F821
 rdm_file(sm.input.activations, sm.output.rdms, sm.params.layers, sm.params.normalization,
-         sm.params.distance, sm.params.block_size, sm.params.locking)
+         sm.params.distance, sm.params.block_size, hdf5_locking(sm))

@@ -1,8 +1,8 @@
 """Rule rsa_similarity: RSA matrix of one layer from all models' RDMs."""
-from tasksim.snakeutils import setup
+from tasksim.snakeutils import hdf5_locking, setup
 from tasksim.stages import rsa_similarity_file
 
 log = setup(snakemake)  # noqa: F821
 sm = snakemake  # noqa: F821
 rsa_similarity_file(sm.input.rdms, sm.params.models, sm.wildcards.layer, sm.params.compare,
-                    sm.output.h5, sm.output.csv, sm.params.options, sm.params.locking)
+                    sm.output.h5, sm.output.csv, sm.params.options, hdf5_locking(sm))

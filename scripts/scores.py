@@ -3,7 +3,7 @@ DDS Spearman, tree agreement), each with a bootstrap interval over probe images 
 p-value over task labels; writes R/scores/{method}/{layer}.json."""
 from tasksim import taxonomy as tx
 from tasksim.io import write_json
-from tasksim.snakeutils import setup
+from tasksim.snakeutils import run_label, setup
 
 log = setup(snakemake)  # noqa: F821
 sm = snakemake  # noqa: F821
@@ -43,6 +43,6 @@ res["bootstrap"]["kind"] = kind
 res.update(method=p.method, layer=p.layer, models=models, n_images=sf.n_images,
            probe_sha256=sf.attrs.get("probe_sha256"), groundtruth=t["groundtruth"],
            groundtruth_files={k: str(v) for k, v in inp.items() if k.startswith("gt_")},
-           tree=tree, similarity_file=str(inp.similarity), run=p.run)
+           tree=tree, similarity_file=str(inp.similarity), run=run_label(sm))
 write_json(sm.output.scores, res)
 log.info("scores of %s/%s -> %s", p.method, p.layer, sm.output.scores)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from tasksim import figures, trees
 from tasksim import taxonomy as tx
-from tasksim.snakeutils import setup
+from tasksim.snakeutils import run_label, setup
 
 log = setup(snakemake)  # noqa: F821
 sm = snakemake  # noqa: F821
@@ -20,13 +20,13 @@ if "similarity" in sm.input.keys():
             "distance": tree["distance"], "optimal_ordering": tree["optimal_ordering"],
             "n_images": sf.n_images, "source": str(sm.input.similarity)}
     what = f"{p.method} / {p.layer}"
-    sub = f"{p.run} - {sf.n_images} probe images"
+    sub = f"{run_label(sm)} - {sf.n_images} probe images"
     title = f"Task tree: {what} ({tree['linkage']} linkage, {tree['distance']})"
 else:
     aff = tx.read_groundtruth_csv(sm.input.affinity)
     z, labels, info = tx.reference_tree(aff, p.kind)
     info["source"] = str(sm.input.affinity)
-    sub = f"{p.run}"
+    sub = f"{run_label(sm)}"
     title = (f"Reference tree: {p.kind} transfer-out affinities "
              f"({info['linkage_method']} linkage on per-target ranks)")
 Path(o.newick).parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@ against the original Taskonomy affinity, on the task names both have (CSV and Ma
 from tasksim import taxonomy as tx
 from tasksim.io import atomic_path
 from tasksim.minitaskonomy.check import taskonomy_comparison
-from tasksim.snakeutils import setup
+from tasksim.snakeutils import run_label, setup
 
 log = setup(snakemake)  # noqa: F821
 sm = snakemake  # noqa: F821
@@ -14,7 +14,7 @@ table = taskonomy_comparison(tx.read_groundtruth_csv(sm.input.mini), tx.read_gro
 with atomic_path(sm.output.csv, suffix=".csv") as tmp:
     table.to_csv(tmp, index=False, float_format="%.6g")
 first = table.iloc[0]
-lines = [f"# Mini-Taskonomy vs the original Taskonomy affinity ({sm.params.run})", "",
+lines = [f"# Mini-Taskonomy vs the original Taskonomy affinity ({run_label(sm)})", "",
          f"Mean over {first.n_targets} shared targets of the per-target Spearman against Taskonomy's "
          f"unsuffixed affinity (sources: the {first.n_sources} shared tasks, own entry included).", "",
          "| matrix | mean Spearman vs Taskonomy |", "|---|---|"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from tasksim.config import validate_config
@@ -43,7 +44,7 @@ def setup(snakemake: Any) -> logging.Logger:
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.captureWarnings(True)
-    if getattr(snakemake.params, "locking", None) is False:
+    if hdf5_locking(snakemake) is False:
         os.environ["HDF5_USE_FILE_LOCKING"] = "FALSE"  # shared file systems
     log = logging.getLogger(f"tasksim.rule.{snakemake.rule}")
 
@@ -65,3 +66,98 @@ def partial_config(parts: Mapping[str, Any]) -> dict[str, Any]:
     """Validate a partial configuration (the keys a rule received) with all defaults filled
     (layer references were checked on the whole configuration when the workflow started)."""
     return validate_config(dict(parts), references=False)
+
+
+#: Config keys that set how a job runs, never what it computes: kept out of rule params, so
+#: changing them reruns nothing.
+RUN_SETTINGS = frozenset({"threads", "mem_mb"})
+
+
+def result_options(section: Mapping[str, Any]) -> dict[str, Any]:
+    """A config section without its run settings (:data:`RUN_SETTINGS`): what a rule's params carry."""
+    return {k: v for k, v in section.items() if k not in RUN_SETTINGS}
+
+
+def hdf5_locking(snakemake: Any) -> bool | None:
+    """The ``hdf5_file_locking`` setting of the run (how files are opened, not what they hold)."""
+    cfg = getattr(snakemake, "config", None) or {}
+    return cfg.get("hdf5_file_locking") if isinstance(cfg, Mapping) else None
+
+
+def run_label(snakemake: Any) -> str:
+    """How figures and tables name the run: its results directory and probe set (both in every
+    output path or provenance, so copying a config under another name changes no output)."""
+    cfg = getattr(snakemake, "config", None) or {}
+    return f"{cfg.get('results_dir', 'results')}, probe set '{cfg.get('probe', {}).get('name', '?')}'"
+
+
+def _package_imports(tree: Any, base: str, package: str) -> list[str]:
+    """Module names of ``package`` that an AST imports (``base``: the importing module's package)."""
+    import ast
+
+    out: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [a.name for a in node.names if a.name.split(".")[0] == package]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = base.split(".")
+                root = ".".join(parts[: len(parts) - node.level + 1])
+                mod = f"{root}.{node.module}" if node.module else root
+            else:
+                mod = node.module or ""
+            if mod.split(".")[0] == package:
+                out.append(mod)
+                out += [f"{mod}.{a.name}" for a in node.names]  # submodules imported by name
+    return out
+
+
+#: Glue modules left out of :func:`code_digest`: they set jobs up and validate the configuration,
+#: whose result-changing values reach each job as params of their own.
+GLUE_MODULES = ("tasksim.snakeutils", "tasksim.config")
+
+
+def module_closure(modules: Sequence[str], package: str = "tasksim",
+                   exclude: Sequence[str] = GLUE_MODULES, root_dir: Path | None = None) -> list[Path]:
+    """Source files of ``modules`` and of every ``package`` module they import, transitively,
+    except ``exclude`` (and what only they import). Files are found in the package's folder by
+    name; nothing is imported."""
+    import ast
+
+    root_dir = Path(root_dir) if root_dir is not None else Path(__file__).resolve().parent
+    seen: dict[str, Path] = {}
+    todo = list(modules)
+    while todo:
+        name = todo.pop()
+        if name in seen or name.split(".")[0] != package or name in exclude:
+            continue
+        rel = Path(*name.split(".")[1:])
+        candidates = ([root_dir / rel.with_suffix(".py"), root_dir / rel / "__init__.py"] if rel.parts
+                      else [root_dir / "__init__.py"])
+        path = next((c for c in candidates if c.is_file()), None)
+        if path is None:  # a name imported from a module, not a module
+            continue
+        seen[name] = path
+        base = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        todo += _package_imports(ast.parse(path.read_text(), filename=str(path)), base, package)
+    return sorted(seen.values())
+
+
+def code_digest(script: str | os.PathLike[str], package: str = "tasksim",
+                root_dir: Path | None = None) -> str:
+    """SHA-256 (first 16 hex digits) of the code a rule runs: its script and every ``package``
+    module the script imports, transitively. As a rule param it reruns exactly the jobs whose code
+    changed (a changed renderer reruns the figures, a changed RSA the RSA matrices and what
+    depends on them), and nothing when only other stages' code changed."""
+    import ast
+    import hashlib
+
+    script = Path(script)
+    root_dir = Path(root_dir) if root_dir is not None else Path(__file__).resolve().parent
+    files = [script] + module_closure(_package_imports(ast.parse(script.read_text()), package, package),
+                                      package, root_dir=root_dir)
+    h = hashlib.sha256()
+    for path in files:
+        name = str(path.relative_to(root_dir)) if path.is_relative_to(root_dir) else path.name
+        h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]

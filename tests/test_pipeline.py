@@ -89,6 +89,24 @@ def test_standin_pipeline_end_to_end(tmp_path):
     # re-running does nothing: every output is complete
     again = _run(["--cores", "2", "--configfile", str(path), "-d", str(tmp_path), "-n"])
     assert "Nothing to be done" in again.stdout + again.stderr
+    # reruns mean something: thread counts and the config file's name change no result ...
+    same = dict(cfg, extraction={**cfg["extraction"], "threads": 1},
+                similarity={**cfg["similarity"], "attribution": {"batch_size": 6, "threads": 1}},
+                taxonomy={**cfg["taxonomy"], "threads": 2})
+    copy = tmp_path / "renamed-copy.yaml"
+    copy.write_text(yaml.safe_dump(same))
+    again = _run(["--cores", "2", "--configfile", str(copy), "-d", str(tmp_path), "-n"])
+    assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
+    # ... an RSA option reruns RSA and what depends on it, nothing upstream
+    changed = dict(cfg, similarity={**cfg["similarity"], "rsa": {**cfg["similarity"]["rsa"], "comparison": "pearson"}})
+    path2 = tmp_path / "pearson.yaml"
+    path2.write_text(yaml.safe_dump(changed))
+    dry = _run(["--cores", "2", "--configfile", str(path2), "-d", str(tmp_path), "-n"])
+    jobs = {line.split()[0] for line in dry.stdout.splitlines()
+            if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert {"rsa_similarity", "scores", "summary"} <= jobs, dry.stdout[-3000:]
+    assert not jobs & {"extract_activations", "rdms", "attribution_maps", "feature_similarity",
+                       "probe_set", "download_weights"}, jobs
     report = tmp_path / "report.html"
     rep = _run(["--configfile", str(path), "-d", str(tmp_path), "--report", str(report)])
     assert rep.returncode == 0 and report.stat().st_size > 10000, rep.stderr[-3000:]

@@ -2,6 +2,7 @@
 import os
 
 from tasksim.config import model_names, validate_config
+from tasksim.snakeutils import code_digest, result_options
 from tasksim.runlock import hold_run_lock, release_run_lock
 
 _validated = validate_config(config)
@@ -38,6 +39,12 @@ onsuccess:
 
 onerror:
     release_run_lock()
+
+
+def script_code(name):
+    """Digest of the code a rule's script runs (the script and the package modules it imports):
+    a rule param, so changed code reruns exactly the jobs it affects."""
+    return code_digest(os.path.join(workflow.basedir, "scripts", f"{name}.py"))
 
 
 def gpu_resources():

@@ -10,10 +10,10 @@ rule extract_activations:
     output:
         activations=f"{RESULTS}/activations/{{model}}.h5",
     params:
+        code=script_code("extract_activations"),
         model=model_config,
-        extraction=config["extraction"],
+        extraction=result_options(config["extraction"]),
         device=config["device"],
-        locking=config["hdf5_file_locking"],
     log:
         f"{LOGS}/extract_activations/{{model}}.log",
     benchmark:

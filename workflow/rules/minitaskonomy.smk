@@ -67,11 +67,11 @@ rule mt_render:
     output:
         scenes=f"{MT_DIR}/scenes_{{split}}.h5",
     params:
+        code=script_code("mt_render"),
         start=lambda wc: MT_SPLITS[wc.split][0],
         n=lambda wc: MT_SPLITS[wc.split][1],
         size=MT["resolution"],
         seed=MT["seed"],
-        locking=config["hdf5_file_locking"],
     log:
         f"{LOGS}/minitaskonomy/render_{{split}}.log",
     benchmark:
@@ -92,11 +92,11 @@ rule mt_train_encoder:
         weights=f"{DATA}/weights/{{task}}.pth",
         sha256=f"{MT_DIR}/encoders/{{task}}.sha256",
     params:
+        code=script_code("mt_train_encoder"),
         task=lambda wc: wc.task,
         epochs=MT["epochs"],
         seed=MT["seed"],
         encoders=lambda wc, output: os.path.dirname(output.sha256),
-        locking=config["hdf5_file_locking"],
     wildcard_constraints:
         task="|".join(MT_TASKS),
     log:
@@ -121,11 +121,11 @@ rule mt_transfer_source:
     output:
         losses=f"{MT_DIR}/transfer/losses_{{source}}.npz",
     params:
+        code=script_code("mt_transfer_source"),
         source=lambda wc: wc.source,
         targets=MT_TASKS,
         epochs=MT["transfer_epochs"],
         seed=MT["seed"],
-        locking=config["hdf5_file_locking"],
     wildcard_constraints:
         source="|".join(MT_SOURCES),
     log:
@@ -164,6 +164,7 @@ rule mt_affinity:
         ),
         wins_vs_pixels_pkl=MT_FILES["wins_vs_pixels_pkl"],
     params:
+        code=script_code("mt_affinity"),
         sources=MT_SOURCES,
         targets=MT_TASKS,
     log:

@@ -8,9 +8,9 @@ rule probe_set:
         probe=PROBE,
         url_list=PROBE_URL_LIST,
     params:
+        code=script_code("probe_set"),
         probe=config["probe"],
         preprocessing=config["preprocessing"],
-        locking=config["hdf5_file_locking"],
         cache=f"{DATA}/probe/{config['probe']['name']}_files",
     log:
         f"{LOGS}/probe_set.log",

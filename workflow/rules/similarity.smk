@@ -8,11 +8,11 @@ rule rdms:
     output:
         rdms=f"{RESULTS}/rdms/{{model}}.h5",
     params:
+        code=script_code("rdms"),
         layers=SIM["rsa"]["layers"],
         normalization=SIM["rsa"]["normalization"],
         distance=SIM["rsa"]["distance"],
         block_size=SIM["rsa"]["block_size"],
-        locking=config["hdf5_file_locking"],
     log:
         f"{LOGS}/rdms/{{model}}.log",
     benchmark:
@@ -40,10 +40,10 @@ rule rsa_similarity:
             labels={"method": "rsa", "layer": "{layer}"},
         ),
     params:
+        code=script_code("rsa_similarity"),
         models=MODELS,
         compare=SIM["rsa"]["comparison"],
         options=SIM["rsa"],
-        locking=config["hdf5_file_locking"],
     log:
         f"{LOGS}/similarity/rsa/{{layer}}.log",
     threads: 2
@@ -71,9 +71,9 @@ rule feature_similarity:
     wildcard_constraints:
         method="svcca|pwcca|cka_linear|cka_rbf",
     params:
+        code=script_code("feature_similarity"),
         models=MODELS,
         options=lambda wc: feature_options(wc.method),
-        locking=config["hdf5_file_locking"],
     log:
         f"{LOGS}/similarity/{{method}}/{{layer}}.log",
     benchmark:
@@ -95,11 +95,11 @@ rule attribution_maps:
     output:
         maps=f"{RESULTS}/attributions/{{model}}.h5",
     params:
+        code=script_code("attribution_maps"),
         model=model_config,
         kinds=ATTR_KINDS,
-        attribution=SIM["attribution"],
+        attribution=result_options(SIM["attribution"]),
         device=config["device"],
-        locking=config["hdf5_file_locking"],
     log:
         f"{LOGS}/attribution_maps/{{model}}.log",
     benchmark:
@@ -130,10 +130,10 @@ rule attribution_similarity:
     wildcard_constraints:
         method="attribution_saliency|attribution_gradxinput|attribution_elrp",
     params:
+        code=script_code("attribution_similarity"),
         models=MODELS,
         kind=lambda wc: ATTRIBUTION_KINDS[wc.method],
-        options=SIM["attribution"],
-        locking=config["hdf5_file_locking"],
+        options=result_options(SIM["attribution"]),
     log:
         f"{LOGS}/similarity/{{method}}/input.log",
     threads: 1

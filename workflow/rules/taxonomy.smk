@@ -17,6 +17,7 @@ rule groundtruth:
             for key, path in GT_FILES.items()
         },
     params:
+        code=script_code("groundtruth"),
         source=TAX["groundtruth_source"],
         cache=f"{DATA}/taskonomy",
     log:
@@ -45,8 +46,8 @@ rule reference_tree:
         ),
         dendrogram_pdf=f"{FIG}/trees/{{reference}}.pdf",
     params:
+        code=script_code("task_tree"),
         kind=lambda wc: wc.reference,
-        run=RUN_LABEL,
     log:
         f"{LOGS}/trees/{{reference}}.log",
     resources:
@@ -81,10 +82,10 @@ rule task_tree:
         ),
         heatmap_pdf=f"{FIG}/heatmaps/{{method}}/{{layer}}.pdf",
     params:
+        code=script_code("task_tree"),
         method=lambda wc: wc.method,
         layer=lambda wc: wc.layer,
         tree=TREE_OPTS,
-        run=RUN_LABEL,
     log:
         f"{LOGS}/trees/{{method}}/{{layer}}.log",
     resources:
@@ -102,13 +103,12 @@ rule scores:
     output:
         scores=f"{RESULTS}/scores/{{method}}/{{layer}}.json",
     params:
+        code=script_code("scores"),
         method=lambda wc: wc.method,
         layer=lambda wc: wc.layer,
         models=MODELS,
         options=lambda wc: taxonomy_options(wc.method),
-        taxonomy=TAX,
-        run=RUN_LABEL,
-        locking=config["hdf5_file_locking"],
+        taxonomy=result_options(TAX),
     log:
         f"{LOGS}/scores/{{method}}/{{layer}}.log",
     benchmark:
@@ -137,12 +137,12 @@ rule figure_target_scatter:
         ),
         pdf=f"{FIG}/target_scatter/{{method}}/{{layer}}.pdf",
     params:
+        code=script_code("figures_targets"),
         method=lambda wc: wc.method,
         layer=lambda wc: wc.layer,
         groundtruth=GT_KIND,
         gt_label=("Taskonomy affinity (all_affinities_16k)" if GT_KIND == "taskonomy"
                   else "Mini-Taskonomy affinity"),
-        run=RUN_LABEL,
     log:
         f"{LOGS}/figures/target_scatter/{{method}}/{{layer}}.log",
     resources:
@@ -168,7 +168,7 @@ rule summary:
         md=f"{RESULTS}/scores/summary.md",
         front=REPORT_FRONT_PAGE,
     params:
-        run=RUN_LABEL,
+        code=script_code("summary"),
         probe={k: config["probe"][k] for k in ("name", "source")},
     log:
         f"{LOGS}/scores/summary.log",
@@ -211,7 +211,7 @@ rule figures_summary:
         ),
         tree_pdf=f"{FIG}/tree_agreement.pdf",
     params:
-        run=RUN_LABEL,
+        code=script_code("figures_summary"),
     log:
         f"{LOGS}/figures/summary.log",
     resources:
@@ -239,9 +239,9 @@ if svcca_vs_attribution():
             ),
             pdf=f"{FIG}/svcca_vs_attribution.pdf",
         params:
+            code=script_code("figures_pairs"),
             layer=svcca_vs_attribution()[0],
             methods=svcca_vs_attribution()[1],
-            run=RUN_LABEL,
         log:
             f"{LOGS}/figures/svcca_vs_attribution.log",
         resources:
@@ -273,8 +273,8 @@ if config["minitaskonomy"]["enabled"] and config["minitaskonomy"]["compare_tasko
             ),
             md=f"{RESULTS}/scores/taskonomy_comparison.md",
         params:
+            code=script_code("taskonomy_comparison"),
             analyses=[f"{m}/{layer}" for m, layer in analyses()],
-            run=RUN_LABEL,
         log:
             f"{LOGS}/scores/taskonomy_comparison.log",
         resources:

@@ -7,11 +7,6 @@ TAX = config["taxonomy"]
 GT_KIND = TAX["groundtruth"]
 GT_FILES = {f"{k}_{v}": f"{RESULTS}/groundtruth/{k}_{v}.csv" for k in GT_KINDS for v in GT_VARIANTS}
 FIG = f"{RESULTS}/figures"
-# The Snakefile loads config/config.yaml first; a --configfile given by the user overrides it.
-_USER_CONFIGS = [str(c) for c in workflow.configfiles
-                 if os.path.abspath(str(c)) != os.path.abspath(os.path.join(workflow.basedir, "config", "config.yaml"))]
-RUN_LABEL = (f"config {os.path.basename(_USER_CONFIGS[-1]) if _USER_CONFIGS else 'config.yaml'}"
-             f", probe set '{config['probe']['name']}'")
 TAX_METHODS = list(dict.fromkeys(m for m, _ in analyses()))
 TREE_OPTS = {k: TAX[k] for k in ("linkage", "distance", "optimal_ordering")}
 

@@ -7,6 +7,7 @@ rule standin_zoo:
     output:
         manifest=STANDIN_MANIFEST,
     params:
+        code=script_code("standin_zoo"),
         tasks=config["tasks"],
         standin=config["standin"],
     log:
