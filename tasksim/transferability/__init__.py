@@ -1,0 +1,52 @@
+"""Label-based transferability estimators (H-score, LogME, LEEP, NCE, N-LEEP, TransRate, GBC,
+linear MSE, PARC), their declaration table and helpers for dense targets.
+
+``ESTIMATORS`` declares, once per estimator, the kinds of target it applies to, the input it
+reads and its orientation; ``applicable`` and ``estimate`` read it. See
+:mod:`tasksim.transferability.estimators`.
+"""
+
+from .estimators import (
+    ESTIMATORS,
+    LABEL_KINDS,
+    CovariancePrep,
+    EstimatorSpec,
+    LogMEFit,
+    NotApplicable,
+    SVDPrep,
+    TransRatePrep,
+    applicable,
+    bhattacharyya_coefficients,
+    dense_to_cells,
+    estimate,
+    gbc,
+    hscore,
+    label_kind,
+    leep,
+    linear_mse,
+    logme,
+    logme_evidence,
+    mean_over_cells,
+    nce,
+    nleep,
+    parc,
+    prepare_hscore,
+    prepare_logme,
+    prepare_nleep,
+    prepare_parc,
+    prepare_shrinkage_hscore,
+    prepare_transrate,
+    ridge_fit,
+    shrinkage_hscore,
+    train_test_indices,
+    transrate,
+)
+
+__all__ = [
+    "ESTIMATORS", "LABEL_KINDS", "CovariancePrep", "EstimatorSpec", "LogMEFit", "NotApplicable",
+    "SVDPrep", "TransRatePrep", "applicable", "bhattacharyya_coefficients", "dense_to_cells",
+    "estimate", "gbc", "hscore", "label_kind", "leep", "linear_mse", "logme", "logme_evidence",
+    "mean_over_cells", "nce", "nleep", "parc", "prepare_hscore", "prepare_logme", "prepare_nleep",
+    "prepare_parc", "prepare_shrinkage_hscore", "prepare_transrate", "ridge_fit",
+    "shrinkage_hscore", "train_test_indices", "transrate",
+]
