@@ -22,10 +22,13 @@ include: "workflow/rules/taxonomy.smk"
 
 
 # The report's front page: the run's own headline once the summary exists, else the static text.
-report: os.path.abspath(REPORT_FRONT_PAGE) if os.path.exists(REPORT_FRONT_PAGE) else "workflow/report/workflow.rst"
+report:
+    os.path.abspath(REPORT_FRONT_PAGE)
+    if os.path.exists(REPORT_FRONT_PAGE)
+    else "workflow/report/workflow.rst"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

@@ -47,8 +47,8 @@ from tasksim.extract import forward_layers, prepare_for_inference
 from tasksim.preprocess import network_input
 from tasksim.quantize import cpu_has_vnni, int8_qconfig
 from tasksim.scenes import render_rgb
-from tasksim.snakeutils import retain_freed_memory
 from tasksim.similarity.rsa import rdm, upper_triangle
+from tasksim.snakeutils import retain_freed_memory
 from tasksim.zoo import TASKONOMY_LAYERS, random_encoder, read_state_dict, taskonomy_encoder
 
 GFLOP_PER_IMAGE = 15.2

@@ -205,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--block-columns", type=int, default=None, help="default: ~256 MiB float32 blocks")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2,
-                    help="also time RSA with this many single-threaded worker processes (as the pipeline's parallel rdms jobs)")
+                    help="also time RSA with this many single-threaded worker processes "
+                         "(as the pipeline's parallel rdms jobs)")
     ap.add_argument("--keep-files", action="store_true", help="do not delete --dir at the end")
     ap.add_argument("--reuse-files", action="store_true", help="skip writing (files from --keep-files)")
     ap.add_argument("--verify-shapes", action="store_true")

@@ -4,8 +4,8 @@ from tasksim.snakeutils import hdf5_locking, partial_config, setup
 from tasksim.stages import attribution_file
 from tasksim.zoo import load_model, model_specs
 
-log = setup(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
+log = setup(snakemake)
+sm = snakemake
 cfg = partial_config(sm.params.model)
 (spec,) = model_specs(cfg).values()
 model = load_model(spec, sm.input.weights, resolve_device(sm.params.device))

@@ -2,7 +2,7 @@
 from tasksim.snakeutils import hdf5_locking, setup
 from tasksim.stages import attribution_similarity_file
 
-log = setup(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
+log = setup(snakemake)
+sm = snakemake
 attribution_similarity_file(sm.input.maps, sm.params.models, sm.params.kind, sm.wildcards.method,
                             sm.output.h5, sm.output.csv, sm.params.options, hdf5_locking(sm))

@@ -3,8 +3,8 @@ from tasksim.download import fetch
 from tasksim.snakeutils import partial_config, setup
 from tasksim.zoo import model_specs
 
-log = setup(snakemake)  # noqa: F821
-cfg = partial_config(snakemake.params.model)  # noqa: F821
+log = setup(snakemake)
+cfg = partial_config(snakemake.params.model)
 (spec,) = model_specs(cfg).values()
 log.info("model %s: %s (expected sha256 %s)", spec.name, spec.weights, spec.sha256)
-fetch(spec.weights, snakemake.output.weights, spec.sha256, retries=4)  # noqa: F821
+fetch(spec.weights, snakemake.output.weights, spec.sha256, retries=4)

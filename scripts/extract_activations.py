@@ -4,8 +4,8 @@ from tasksim.io import sha256_file
 from tasksim.snakeutils import hdf5_locking, partial_config, setup
 from tasksim.zoo import load_model, model_specs
 
-log = setup(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
+log = setup(snakemake)
+sm = snakemake
 cfg = partial_config(sm.params.model)
 (spec,) = model_specs(cfg).values()
 device = resolve_device(sm.params.device)

@@ -2,8 +2,8 @@
 from tasksim.snakeutils import hdf5_locking, setup
 from tasksim.stages import feature_similarity_file
 
-log = setup(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
+log = setup(snakemake)
+sm = snakemake
 feature_similarity_file(sm.wildcards.method, sm.input.activations, sm.params.models,
                         sm.wildcards.layer, sm.params.options, sm.output.h5, sm.output.csv,
                         hdf5_locking(sm))

@@ -4,8 +4,8 @@ from tasksim import figures
 from tasksim import taxonomy as tx
 from tasksim.snakeutils import run_label, setup
 
-log = setup(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
+log = setup(snakemake)
+sm = snakemake
 x = tx.read_similarity(sm.input.svcca)
 ys = {m: tx.read_similarity(f).matrix for m, f in zip(sm.params.methods, sm.input.attribution)}
 fig = figures.pair_scatter(

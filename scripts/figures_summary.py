@@ -8,8 +8,8 @@ from tasksim import figures
 from tasksim import taxonomy as tx
 from tasksim.snakeutils import run_label, setup
 
-log = setup(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
+log = setup(snakemake)
+sm = snakemake
 o = sm.output
 run = run_label(sm)
 results = []
@@ -27,7 +27,8 @@ for r in results:
 if curves:
     fig = figures.precision_recall_curves(
         curves, oracle, meta["n_relevant"], len(meta["sources"]) - 1,
-        title=f"Retrieval of the top-{meta['n_relevant']} sources of {tx.article(meta['groundtruth'])} ({len(meta['targets'])} targets)",
+        title=(f"Retrieval of the top-{meta['n_relevant']} sources of {tx.article(meta['groundtruth'])} "
+               f"({len(meta['targets'])} targets)"),
         subtitle=sub)
 else:
     fig = figures.new_figure((7, 3))

@@ -1,12 +1,11 @@
 """Rule figure_target_scatter: per target, each source's similarity under one analysis against its
 Taskonomy (or Mini-Taskonomy) first-order affinity."""
-from tasksim import figures
-from tasksim import scoring
+from tasksim import figures, scoring
 from tasksim import taxonomy as tx
 from tasksim.snakeutils import run_label, setup
 
-log = setup(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
+log = setup(snakemake)
+sm = snakemake
 p = sm.params
 sf = tx.read_similarity(sm.input.similarity)
 gt = tx.read_groundtruth_csv(sm.input.groundtruth)

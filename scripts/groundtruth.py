@@ -4,8 +4,8 @@ from tasksim import groundtruth as gt
 from tasksim.io import atomic_path
 from tasksim.snakeutils import setup
 
-log = setup(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
+log = setup(snakemake)
+sm = snakemake
 for kind in gt.KINDS:
     for variant in gt.VARIANTS:
         out = sm.output[f"{kind}_{variant}"]

@@ -5,8 +5,8 @@ from tasksim.io import atomic_path
 from tasksim.minitaskonomy.ahp import affinity_frame, wins_vs_frame, write_affinity
 from tasksim.snakeutils import setup
 
-log = setup(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
+log = setup(snakemake)
+sm = snakemake
 sources, targets = list(sm.params.sources), list(sm.params.targets)
 per_source = [np.load(p) for p in sm.input.losses]
 losses = {t: np.stack([ps[t] for ps in per_source]) for t in targets}

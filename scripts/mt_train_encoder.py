@@ -13,8 +13,8 @@ from tasksim.io import sha256_file
 from tasksim.minitaskonomy import MINI_TASKS, train_task_encoder
 from tasksim.snakeutils import setup
 
-log = setup(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
+log = setup(snakemake)
+sm = snakemake
 task, enc_dir = sm.params.task, Path(sm.params.encoders)
 for stale in enc_dir.glob(f"{task}_encoder-*.pth"):
     stale.unlink()

@@ -14,8 +14,8 @@ from tasksim.minitaskonomy.transfer import pixel_code, random_encoder, readout_l
 from tasksim.scenes import read_scenes_h5
 from tasksim.snakeutils import setup
 
-log = setup(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
+log = setup(snakemake)
+sm = snakemake
 source, seed, epochs = sm.params.source, sm.params.seed, sm.params.epochs
 transfer, test = read_scenes_h5(sm.input.transfer), read_scenes_h5(sm.input.test)
 if source == "pixels":

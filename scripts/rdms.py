@@ -2,7 +2,7 @@
 from tasksim.snakeutils import hdf5_locking, setup
 from tasksim.stages import rdm_file
 
-log = setup(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
+log = setup(snakemake)
+sm = snakemake
 rdm_file(sm.input.activations, sm.output.rdms, sm.params.layers, sm.params.normalization,
          sm.params.distance, sm.params.block_size, hdf5_locking(sm))

@@ -5,8 +5,8 @@ from tasksim import taxonomy as tx
 from tasksim.io import write_json
 from tasksim.snakeutils import run_label, setup
 
-log = setup(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
+log = setup(snakemake)
+sm = snakemake
 p = sm.params
 t = p.taxonomy
 inp = sm.input

@@ -5,8 +5,8 @@ from tasksim import taxonomy as tx
 from tasksim.io import atomic_path
 from tasksim.snakeutils import run_label, setup
 
-log = setup(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
+log = setup(snakemake)
+sm = snakemake
 results = []
 for path in sm.input.scores:
     with open(path) as fh:

@@ -7,8 +7,8 @@ from tasksim import figures, trees
 from tasksim import taxonomy as tx
 from tasksim.snakeutils import run_label, setup
 
-log = setup(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
+log = setup(snakemake)
+sm = snakemake
 o = sm.output
 p = sm.params
 if "similarity" in sm.input.keys():
@@ -31,6 +31,7 @@ else:
              f"({info['linkage_method']} linkage on per-target ranks)")
 Path(o.newick).parent.mkdir(parents=True, exist_ok=True)
 from tasksim.io import atomic_path  # noqa: E402
+
 with atomic_path(o.newick, suffix=".nwk") as tmp:
     tmp.write_text(trees.to_newick(z, labels) + "\n")
 with atomic_path(o.json, suffix=".json") as tmp:

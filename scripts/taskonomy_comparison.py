@@ -5,8 +5,8 @@ from tasksim.io import atomic_path
 from tasksim.minitaskonomy.check import taskonomy_comparison
 from tasksim.snakeutils import run_label, setup
 
-log = setup(snakemake)  # noqa: F821
-sm = snakemake  # noqa: F821
+log = setup(snakemake)
+sm = snakemake
 sims = {name: tx.read_similarity(path).matrix for name, path in zip(sm.params.analyses, sm.input.similarity,
                                                                      strict=True)}
 table = taskonomy_comparison(tx.read_groundtruth_csv(sm.input.mini), tx.read_groundtruth_csv(sm.input.taskonomy),

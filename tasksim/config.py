@@ -134,7 +134,8 @@ def validate_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None 
     names = list(cfg["tasks"]) + [m["name"] for m in cfg["models"]]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise ConfigError(f"config key models: model names {dup} are used twice (a Taskonomy model is named after its task)")
+        raise ConfigError(f"config key models: model names {dup} are used twice "
+                          f"(a Taskonomy model is named after its task)")
     if references:
         check_references(cfg)
     return cfg

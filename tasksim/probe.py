@@ -31,8 +31,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
 from tasksim.download import fetch, resolve
-from tasksim.github import (DEFAULT_API_URL, DEFAULT_RAW_URL, GitHubClient, list_folder,
-                            raw_file_url)
+from tasksim.github import DEFAULT_API_URL, DEFAULT_RAW_URL, GitHubClient, list_folder, raw_file_url
 from tasksim.io import atomic_path, open_h5, read_str, sha256_file, str_dataset
 from tasksim.preprocess import crop_and_resize
 

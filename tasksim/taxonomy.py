@@ -39,7 +39,8 @@ from tasksim import uncertainty as _unc
 from tasksim.io import open_h5, read_str
 
 __all__ = [
-    "HEADLINE_SCORES", "SCORE_LABELS", "GROUNDTRUTH_LABELS", "groundtruth_label", "score_description", "describe_score", "read_similarity", "read_groundtruth_csv", "tree_json",
+    "HEADLINE_SCORES", "SCORE_LABELS", "GROUNDTRUTH_LABELS", "groundtruth_label", "score_description",
+    "describe_score", "read_similarity", "read_groundtruth_csv", "tree_json",
     "linkage_from_json", "reference_tree", "Protocols", "define_protocols", "score_matrix",
     "score_analysis", "FastScorer", "headline_rst", "article", "bootstrap_source", "summary_table", "summary_markdown",
 ]
@@ -674,6 +675,13 @@ def describe_score(table: pd.DataFrame, key: str) -> str:
     return str(rows.iloc[0]) if len(rows) else SCORE_LABELS[key][1]
 
 
+def _p_text(row: Any) -> str:
+    """The p-value of a summary-table row at its test's resolution ('' where there is none)."""
+    if row.p_value is None or pd.isna(row.p_value):
+        return ""
+    return _unc.format_p_value(float(row.p_value), int(row.n_permutations or 0))
+
+
 def summary_markdown(table: pd.DataFrame, title: str = "Agreement with the transfer ground truth") -> str:
     """Markdown rendering of :func:`summary_table` (one row per analysis x score)."""
 
@@ -691,7 +699,7 @@ def summary_markdown(table: pd.DataFrame, title: str = "Agreement with the trans
         ci = (f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}]" if r.ci_low is not None and pd.notna(r.ci_low)
               else "")
         lines.append(f"| {r.method} | {r.layer} | {r.score} | {fmt(r.estimate)} | {ci} | "
-                     f"{_unc.format_p_value(r.p_value, int(r.n_permutations or 0)) if r.p_value is not None and pd.notna(r.p_value) else ''} | "
+                     f"{_p_text(r)} | "
                      f"{fmt(r.n_images)} | {str(r.note).replace('|', '/')} |")
     return "\n".join(lines) + "\n"
 

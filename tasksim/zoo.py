@@ -430,7 +430,8 @@ def n_parameters(model: nn.Module) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
 
-__all__ = ["BuilderError", "ModelSpec", "check_builder_kwargs", "TASKONOMY_LAYERS", "TASKS", "build_model", "import_builder", "load_model",
+__all__ = ["BuilderError", "ModelSpec", "check_builder_kwargs", "TASKONOMY_LAYERS", "TASKS", "build_model",
+           "import_builder", "load_model",
            "model_specs", "official_weight_files", "read_manifest", "read_state_dict",
            "record_layers", "sha_from_filename", "taskonomy_encoder", "user_spec",
            "write_standin_zoo"]

@@ -220,16 +220,19 @@ SQUARE = ",normal,curvature,reshading\nnormal,1,0.5,0.2\ncurvature,0.5,1,0.3\nre
 MALFORMED = {
     "not_square": (",normal,curvature,reshading\nnormal,1,0.5,0.2\ncurvature,0.5,1,0.3\n",
                    "must be square, got 2 rows x 3 columns"),
-    "non_numeric": (SQUARE.replace("0.3\n", "high\n", 1), "non-numeric cell 'high' at row 'curvature', column 'reshading'"),
+    "non_numeric": (SQUARE.replace("0.3\n", "high\n", 1),
+                    "non-numeric cell 'high' at row 'curvature', column 'reshading'"),
     "empty_cell": (SQUARE.replace(",0.2\n", ",\n", 1), "empty cell at row 'normal', column 'reshading'"),
     "non_finite": (SQUARE.replace("0.5,0.2", "nan,0.2", 1), "non-finite cell 'nan'"),
     "unknown_task": (SQUARE.replace("reshading", "reshadow"), "unknown task name 'reshadow' in the header"),
-    "duplicate_task": (",rgb2depth,depth_zbuffer,normal\nrgb2depth,1,0.5,0.2\ndepth_zbuffer,0.5,1,0.3\nnormal,0.2,0.3,1\n",
+    "duplicate_task": (",rgb2depth,depth_zbuffer,normal\nrgb2depth,1,0.5,0.2\n"
+                       "depth_zbuffer,0.5,1,0.3\nnormal,0.2,0.3,1\n",
                        "duplicate task 'depth_zbuffer' in the header (as 'rgb2depth' and 'depth_zbuffer')"),
     "header_index_mismatch": (SQUARE.replace("\nreshading,", "\nedge2d,"),
                               "header and index name different tasks (only in the header: ['reshading']; "
                               "only in the index: ['edge_texture'])"),
-    "ragged_row": (SQUARE.replace("0.5,1,0.3", "0.5,1,0.3,0.9"), "row 3 ('curvature') has 4 values, the header names 3 tasks"),
+    "ragged_row": (SQUARE.replace("0.5,1,0.3", "0.5,1,0.3,0.9"),
+                   "row 3 ('curvature') has 4 values, the header names 3 tasks"),
     "too_few_shared": (",egomotion,jigsaw,normal\negomotion,1,0.5,0.2\njigsaw,0.5,1,0.3\nnormal,0.2,0.3,1\n",
                        "only 1 task(s) shared with the Taskonomy ground truth"),
     "header_only": (",normal,curvature\n", "needs a header row of tasks and at least one row of values"),

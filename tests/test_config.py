@@ -109,7 +109,8 @@ def test_config_readme_lists_every_schema_key():
     from tasksim.config import schema_markdown
 
     readme = (REPO / "config" / "README.md").read_text()
-    assert schema_markdown() in readme, "config/README.md is stale: regenerate the table with python -m tasksim.config --markdown"
+    assert schema_markdown() in readme, \
+        "config/README.md is stale: regenerate the table with python -m tasksim.config --markdown"
 
 
 def test_numbers_written_as_strings_are_taken_as_meant():

@@ -115,6 +115,7 @@ def test_fast_path_agrees_with_fp32(standin_zoo, tmp_path, precision):
 
 def _user_spec_model(tmp_path, scale):
     from toy_models import save_weights
+
     from tasksim.zoo import user_spec
 
     weights = tmp_path / "toy.pth"

@@ -2,11 +2,18 @@
 and the probe set built from it (names recorded, list file taken back)."""
 import pytest
 
-from fake_github import FakeGitHub, sample_names
 from tasksim.config import validate_config
-from tasksim.github import (GitHubClient, GitHubError, GitHubRateLimitError, GitHubTruncatedError,
-                            list_folder, raw_file_url)
+from tasksim.github import (
+    GitHubClient,
+    GitHubError,
+    GitHubRateLimitError,
+    GitHubTruncatedError,
+    list_folder,
+    raw_file_url,
+)
 from tasksim.probe import build_probe_set, read_probe
+
+from fake_github import FakeGitHub, sample_names
 
 REPO_NAME, COMMIT = "alexsax/taskonomy-sample-model-1", "eed3233b1338f74b38af6d91b37cd9e03528d5e8"
 

@@ -13,10 +13,20 @@ import torch
 
 from tasksim import scenes
 from tasksim.io import sha256_file
-from tasksim.minitaskonomy import (BASELINES, BUILDER, ENCODER_LAYERS, MINI_TASKS, TASK_SPECS,
-                                   ahp_affinity, read_affinity_csv, to_taskonomy_dict,
-                                   train_encoder, train_task_encoder, train_transfers,
-                                   win_rate_matrix)
+from tasksim.minitaskonomy import (
+    BASELINES,
+    BUILDER,
+    ENCODER_LAYERS,
+    MINI_TASKS,
+    TASK_SPECS,
+    ahp_affinity,
+    read_affinity_csv,
+    to_taskonomy_dict,
+    train_encoder,
+    train_task_encoder,
+    train_transfers,
+    win_rate_matrix,
+)
 from tasksim.minitaskonomy.data import per_image_loss, prepare_target
 from tasksim.minitaskonomy.models import build_encoder, n_parameters
 from tasksim.minitaskonomy.training import save_encoder_checkpoint

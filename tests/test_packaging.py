@@ -24,7 +24,8 @@ def test_environment_yml_matches_pyproject():
                 conda[_name(p)] = p
         elif _name(d) not in {"python", "pip"}:
             conda[CONDA_NAMES.get(_name(d), _name(d))] = d
-    assert set(conda) == set(py), f"only in pyproject: {set(py) - set(conda)}; only in environment.yml: {set(conda) - set(py)}"
+    assert set(conda) == set(py), \
+        f"only in pyproject: {set(py) - set(conda)}; only in environment.yml: {set(conda) - set(py)}"
     for name, spec in py.items():
         bound = re.sub(r"^[A-Za-z0-9_.-]+", "", spec)
         other = re.sub(r"^[A-Za-z0-9_.-]+", "", conda[name]).replace(" ", "")

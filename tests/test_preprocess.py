@@ -3,8 +3,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tasksim.preprocess import (center_crop, crop_and_resize, is_low_saturation, network_input,
-                                scale_images, to_rgb_uint8)
+from tasksim.preprocess import (
+    center_crop,
+    crop_and_resize,
+    is_low_saturation,
+    network_input,
+    scale_images,
+    to_rgb_uint8,
+)
 from tasksim.tasks import LOW_SATURATION_TASKS
 
 

@@ -17,10 +17,11 @@ import h5py
 import pytest
 import yaml
 
-from conftest import REPO, SHARED, snakemake_exe
-from fake_github import SAMPLE_FOLDERS, FakeGitHub, png_bytes, sample_names
 from tasksim.groundtruth import SHA256
 from tasksim.probe import choose
+
+from conftest import REPO, SHARED, snakemake_exe
+from fake_github import SAMPLE_FOLDERS, FakeGitHub, png_bytes, sample_names
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared]
 

@@ -8,8 +8,9 @@ import textwrap
 import pytest
 import yaml
 
-from conftest import REPO, snakemake_exe
 from tasksim.runlock import LOCK_NAME, RunLockedError, hold_run_lock, release_run_lock
+
+from conftest import REPO, snakemake_exe
 
 HOLDER = textwrap.dedent("""
     import sys, time
@@ -87,7 +88,8 @@ def test_workflow_refuses_a_run_while_another_holds_its_directories(tmp_path):
         proc = run()
         out = proc.stdout + proc.stderr
         assert proc.returncode != 0, out[-3000:]
-        assert f"pid={holder.pid}" in out and f"cwd={tmp_path}" in out and "in use by another tasksim run" in out, out[-3000:]
+        assert f"pid={holder.pid}" in out and f"cwd={tmp_path}" in out, out[-3000:]
+        assert "in use by another tasksim run" in out, out[-3000:]
         assert not os.path.exists(target)
     finally:
         holder.stdin.close()

@@ -28,11 +28,11 @@ import yaml
 from slurm_helpers import (
     REPO,
     SETUP_SCRIPT,
+    USABLE,
     SnakemakeLog,
     cancel_jobs_in_dir,
     controller_up,
     copy_workflow,
-    USABLE,
     job_states,
     jobs_in_dir,
     node_states,
@@ -161,9 +161,10 @@ def test_demo_through_slurm_equals_local_run(slurm, demo_ci_local, tmp_path):
     completed Slurm job and the results equal the local run's."""
     import numpy as np
     import pandas as pd
-    from demo_helpers import demo_ci_config
 
     from tasksim.taxonomy import read_similarity
+
+    from demo_helpers import demo_ci_config
 
     wd = tmp_path / "demo"
     cfg = demo_ci_config(wd)

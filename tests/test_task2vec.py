@@ -7,9 +7,19 @@ import pytest
 import torch
 from torch import nn
 
-from tasksim.task2vec import (Probe, asymmetric_distance, diagonal_fisher, distance_matrix,
-                              embedding, extract_features, fit_head, sample_targets,
-                              select_experts, task_distance, task_embedding)
+from tasksim.task2vec import (
+    Probe,
+    asymmetric_distance,
+    diagonal_fisher,
+    distance_matrix,
+    embedding,
+    extract_features,
+    fit_head,
+    sample_targets,
+    select_experts,
+    task_distance,
+    task_embedding,
+)
 
 
 def tiny_net(n_out: int = 3, seed: int = 0) -> nn.Sequential:

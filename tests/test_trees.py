@@ -109,6 +109,7 @@ def test_cut_gives_exact_cluster_counts():
 
 def test_dendrogram_figure_is_labelled_and_coloured(tmp_path):
     from matplotlib.figure import Figure
+
     from tasksim.tasks import PAPER_TASKS
     names = list(PAPER_TASKS[:8])
     rng = np.random.default_rng(0)

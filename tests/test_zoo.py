@@ -7,8 +7,16 @@ from torch import nn
 
 from tasksim.config import validate_config
 from tasksim.download import fetch
-from tasksim.zoo import (load_model, model_specs, official_weight_files, read_manifest,
-                         read_state_dict, record_layers, sha_from_filename, user_spec)
+from tasksim.zoo import (
+    load_model,
+    model_specs,
+    official_weight_files,
+    read_manifest,
+    read_state_dict,
+    record_layers,
+    sha_from_filename,
+    user_spec,
+)
 
 
 def test_official_list_has_all_25_encoders_with_hashes():

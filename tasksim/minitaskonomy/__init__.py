@@ -9,13 +9,24 @@ Stages (each a public function with thin file I/O, for Snakemake rules):
    ``random`` baselines) to every target and writes the AHP affinity (CSV + Taskonomy-style pickle).
 """
 
-from tasksim.minitaskonomy.ahp import (affinity_frame, ahp_affinity, read_affinity_csv,
-                                       to_taskonomy_dict, win_rate_matrix, wins_vs_frame,
-                                       write_affinity)
+from tasksim.minitaskonomy.ahp import (
+                                       affinity_frame,
+                                       ahp_affinity,
+                                       read_affinity_csv,
+                                       to_taskonomy_dict,
+                                       win_rate_matrix,
+                                       wins_vs_frame,
+                                       write_affinity,
+)
 from tasksim.minitaskonomy.data import MINI_TASKS, TASK_SPECS
 from tasksim.minitaskonomy.models import ENCODER_LAYERS, build_encoder
-from tasksim.minitaskonomy.training import (BUILDER, load_encoder, save_encoder_checkpoint,
-                                            train_encoder, train_task_encoder)
+from tasksim.minitaskonomy.training import (
+                                       BUILDER,
+                                       load_encoder,
+                                       save_encoder_checkpoint,
+                                       train_encoder,
+                                       train_task_encoder,
+)
 from tasksim.minitaskonomy.transfer import BASELINES, train_transfers, transfer_losses
 
 __all__ = [

@@ -9,8 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tasksim.minitaskonomy.data import (TASK_SPECS, metric_pairs, model_input, per_image_loss,
-                                        prepare_target)
+from tasksim.minitaskonomy.data import TASK_SPECS, metric_pairs, model_input, per_image_loss, prepare_target
 from tasksim.minitaskonomy.models import DenseHead, GlobalHead, MiniEncoder, build_encoder
 
 BUILDER = "tasksim.minitaskonomy.models:build_encoder"

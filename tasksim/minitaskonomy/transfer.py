@@ -28,8 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tasksim.minitaskonomy.ahp import affinity_frame, wins_vs_frame, write_affinity
-from tasksim.minitaskonomy.data import (MINI_TASKS, TASK_SPECS, metric_pairs, model_input,
-                                        per_image_loss, prepare_target)
+from tasksim.minitaskonomy.data import MINI_TASKS, TASK_SPECS, metric_pairs, model_input, per_image_loss, prepare_target
 from tasksim.minitaskonomy.models import CODE_STRIDE, build_encoder
 from tasksim.minitaskonomy.training import build_head, encode, fit, load_encoder
 

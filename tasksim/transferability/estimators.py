@@ -32,7 +32,6 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import logsumexp
 from scipy.stats import rankdata
 
 LabelKind = Literal["class", "regression"]

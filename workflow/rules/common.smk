@@ -23,6 +23,7 @@ if config["standin"]["enabled"]:
     config["taskonomy"]["weights_source"] = f"{DATA}/standin/"
     config["taskonomy"]["weights_manifest"] = STANDIN_MANIFEST
 
+
 wildcard_constraints:
     model="|".join(MODELS) if MODELS else "[^/]+",
 
@@ -97,7 +98,11 @@ def method_layers(method):
 
 def analyses():
     """All (method, layer) pairs of the configuration, in config order."""
-    return [(m, layer) for m in config["similarity"]["methods"] for layer in method_layers(m)]
+    return [
+        (m, layer)
+        for m in config["similarity"]["methods"]
+        for layer in method_layers(m)
+    ]
 
 
 def similarity_file(method, layer, ext="h5"):

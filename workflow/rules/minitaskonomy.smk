@@ -9,11 +9,13 @@ MT = config["minitaskonomy"]
 MT_DIR = f"{DATA}/minitaskonomy"
 MT_TASKS = list(MT["tasks"])
 MT_SOURCES = MT_TASKS + ["pixels", "random"]
-MT_SPLITS = {  # split -> (first scene index, number of scenes); splits are disjoint, one seed
-    "train": (0, MT["n_train"]),
-    "transfer": (MT["n_train"], MT["n_transfer"]),
-    "test": (MT["n_train"] + MT["n_transfer"], MT["n_test"]),
-}
+MT_SPLITS = (
+    {  # split -> (first scene index, number of scenes); splits are disjoint, one seed
+        "train": (0, MT["n_train"]),
+        "transfer": (MT["n_train"], MT["n_transfer"]),
+        "test": (MT["n_train"] + MT["n_transfer"], MT["n_test"]),
+    }
+)
 MT_FILES = {
     "losses": f"{MT_DIR}/transfer/losses.npz",
     "affinity": f"{MT_DIR}/affinity.csv",
@@ -33,9 +35,16 @@ if MT["enabled"]:
     # measured affinity's rows and columns match the model names).
     config["tasks"] = []
     config["models"] = [
-        {"name": t, "builder": MT_BUILDER, "builder_kwargs": {}, "weights": f"{DATA}/weights/{t}.pth",
-         "sha256": None, "layers": list(MT_LAYERS), "low_saturation": False,
-         "resolution": MT["resolution"]}
+        {
+            "name": t,
+            "builder": MT_BUILDER,
+            "builder_kwargs": {},
+            "weights": f"{DATA}/weights/{t}.pth",
+            "sha256": None,
+            "layers": list(MT_LAYERS),
+            "low_saturation": False,
+            "resolution": MT["resolution"],
+        }
         for t in MT_TASKS
     ]
     MODELS = model_names(config)
@@ -43,9 +52,11 @@ if MT["enabled"]:
     config["taxonomy"]["groundtruth_csv"] = MT_FILES["affinity"]
     config["taxonomy"]["groundtruth_wins_csv"] = MT_FILES["wins_vs_pixels"]
     if config["preprocessing"]["resolution"] != MT["resolution"]:
-        raise ValueError(f"config minitaskonomy.resolution ({MT['resolution']}) must equal "
-                         f"preprocessing.resolution ({config['preprocessing']['resolution']}): the "
-                         "probe images are fed to the encoders at the resolution they were trained on")
+        raise ValueError(
+            f"config minitaskonomy.resolution ({MT['resolution']}) must equal "
+            f"preprocessing.resolution ({config['preprocessing']['resolution']}): the "
+            "probe images are fed to the encoders at the resolution they were trained on"
+        )
 
     wildcard_constraints:
         model="|".join(MODELS),
@@ -62,87 +73,87 @@ wildcard_constraints:
 
 
 rule mt_render:
-    conda:
-        "../envs/tasksim.yaml"
     output:
         scenes=f"{MT_DIR}/scenes_{{split}}.h5",
+    log:
+        f"{LOGS}/minitaskonomy/render_{{split}}.log",
+    benchmark:
+        f"{BENCH}/minitaskonomy/render_{{split}}.tsv"
+    conda:
+        "../envs/tasksim.yaml"
+    resources:
+        mem_mb=lambda wc: 1000 + MT_SPLITS[wc.split][1] * MT["resolution"] ** 2 // 400,
+        runtime=30,
     params:
         code=script_code("mt_render"),
         start=lambda wc: MT_SPLITS[wc.split][0],
         n=lambda wc: MT_SPLITS[wc.split][1],
         size=MT["resolution"],
         seed=MT["seed"],
-    log:
-        f"{LOGS}/minitaskonomy/render_{{split}}.log",
-    benchmark:
-        f"{BENCH}/minitaskonomy/render_{{split}}.tsv"
-    resources:
-        mem_mb=lambda wc: 1000 + MT_SPLITS[wc.split][1] * MT["resolution"] ** 2 // 400,
-        runtime=30,
     script:
         "../../scripts/mt_render.py"
 
 
 rule mt_train_encoder:
-    conda:
-        "../envs/tasksim.yaml"
     input:
         scenes=MT_SCENES["train"],
     output:
         weights=f"{DATA}/weights/{{task}}.pth",
         sha256=f"{MT_DIR}/encoders/{{task}}.sha256",
+    log:
+        f"{LOGS}/minitaskonomy/train_encoder/{{task}}.log",
+    benchmark:
+        f"{BENCH}/minitaskonomy/train_encoder/{{task}}.tsv"
+    wildcard_constraints:
+        task="|".join(MT_TASKS),
+    conda:
+        "../envs/tasksim.yaml"
+    threads: MT["threads"]
+    resources:
+        mem_mb=MT["mem_mb"],
+        runtime=60,
     params:
         code=script_code("mt_train_encoder"),
         task=lambda wc: wc.task,
         epochs=MT["epochs"],
         seed=MT["seed"],
         encoders=lambda wc, output: os.path.dirname(output.sha256),
-    wildcard_constraints:
-        task="|".join(MT_TASKS),
-    log:
-        f"{LOGS}/minitaskonomy/train_encoder/{{task}}.log",
-    benchmark:
-        f"{BENCH}/minitaskonomy/train_encoder/{{task}}.tsv"
-    threads: MT["threads"]
-    resources:
-        mem_mb=MT["mem_mb"],
-        runtime=60,
     script:
         "../../scripts/mt_train_encoder.py"
 
 
 rule mt_transfer_source:
-    conda:
-        "../envs/tasksim.yaml"
     input:
-        weights=lambda wc: [f"{DATA}/weights/{wc.source}.pth"] if wc.source in MT_TASKS else [],
+        weights=lambda wc: (
+            [f"{DATA}/weights/{wc.source}.pth"] if wc.source in MT_TASKS else []
+        ),
         transfer=MT_SCENES["transfer"],
         test=MT_SCENES["test"],
     output:
         losses=f"{MT_DIR}/transfer/losses_{{source}}.npz",
+    log:
+        f"{LOGS}/minitaskonomy/transfer/{{source}}.log",
+    benchmark:
+        f"{BENCH}/minitaskonomy/transfer/{{source}}.tsv"
+    wildcard_constraints:
+        source="|".join(MT_SOURCES),
+    conda:
+        "../envs/tasksim.yaml"
+    threads: MT["threads"]
+    resources:
+        mem_mb=MT["mem_mb"],
+        runtime=60,
     params:
         code=script_code("mt_transfer_source"),
         source=lambda wc: wc.source,
         targets=MT_TASKS,
         epochs=MT["transfer_epochs"],
         seed=MT["seed"],
-    wildcard_constraints:
-        source="|".join(MT_SOURCES),
-    log:
-        f"{LOGS}/minitaskonomy/transfer/{{source}}.log",
-    benchmark:
-        f"{BENCH}/minitaskonomy/transfer/{{source}}.tsv"
-    threads: MT["threads"]
-    resources:
-        mem_mb=MT["mem_mb"],
-        runtime=60,
     script:
         "../../scripts/mt_transfer_source.py"
 
 
 rule mt_affinity:
-    conda:
-        "../envs/tasksim.yaml"
     input:
         losses=[f"{MT_DIR}/transfer/losses_{s}.npz" for s in MT_SOURCES],
     output:
@@ -163,15 +174,17 @@ rule mt_affinity:
             labels={"file": "wins_vs_pixels"},
         ),
         wins_vs_pixels_pkl=MT_FILES["wins_vs_pixels_pkl"],
+    log:
+        f"{LOGS}/minitaskonomy/affinity.log",
+    conda:
+        "../envs/tasksim.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         code=script_code("mt_affinity"),
         sources=MT_SOURCES,
         targets=MT_TASKS,
-    log:
-        f"{LOGS}/minitaskonomy/affinity.log",
-    resources:
-        mem_mb=1000,
-        runtime=10,
     script:
         "../../scripts/mt_affinity.py"
 

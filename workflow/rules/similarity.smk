@@ -1,33 +1,31 @@
 # Similarity engines: RDMs and RSA, SVCCA / PWCCA / CKA, attribution maps. One matrix per
 # (method, layer); methods, layers and options come from config["similarity"].
 rule rdms:
-    conda:
-        "../envs/tasksim.yaml"
     input:
         activations=f"{RESULTS}/activations/{{model}}.h5",
     output:
         rdms=f"{RESULTS}/rdms/{{model}}.h5",
+    log:
+        f"{LOGS}/rdms/{{model}}.log",
+    benchmark:
+        f"{BENCH}/rdms/{{model}}.tsv"
+    conda:
+        "../envs/tasksim.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         code=script_code("rdms"),
         layers=SIM["rsa"]["layers"],
         normalization=SIM["rsa"]["normalization"],
         distance=SIM["rsa"]["distance"],
         block_size=SIM["rsa"]["block_size"],
-    log:
-        f"{LOGS}/rdms/{{model}}.log",
-    benchmark:
-        f"{BENCH}/rdms/{{model}}.tsv"
-    threads: 2
-    resources:
-        mem_mb=4000,
-        runtime=30,
     script:
         "../../scripts/rdms.py"
 
 
 rule rsa_similarity:
-    conda:
-        "../envs/tasksim.yaml"
     input:
         rdms=expand(f"{RESULTS}/rdms/{{model}}.h5", model=MODELS),
     output:
@@ -39,24 +37,24 @@ rule rsa_similarity:
             subcategory="rsa",
             labels={"method": "rsa", "layer": "{layer}"},
         ),
+    log:
+        f"{LOGS}/similarity/rsa/{{layer}}.log",
+    conda:
+        "../envs/tasksim.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         code=script_code("rsa_similarity"),
         models=MODELS,
         compare=SIM["rsa"]["comparison"],
         options=SIM["rsa"],
-    log:
-        f"{LOGS}/similarity/rsa/{{layer}}.log",
-    threads: 2
-    resources:
-        mem_mb=4000,
-        runtime=30,
     script:
         "../../scripts/rsa_similarity.py"
 
 
 rule feature_similarity:
-    conda:
-        "../envs/tasksim.yaml"
     input:
         activations=expand(f"{RESULTS}/activations/{{model}}.h5", model=MODELS),
     output:
@@ -68,54 +66,54 @@ rule feature_similarity:
             subcategory="{method}",
             labels={"method": "{method}", "layer": "{layer}"},
         ),
-    wildcard_constraints:
-        method="svcca|pwcca|cka_linear|cka_rbf",
-    params:
-        code=script_code("feature_similarity"),
-        models=MODELS,
-        options=lambda wc: feature_options(wc.method),
     log:
         f"{LOGS}/similarity/{{method}}/{{layer}}.log",
     benchmark:
         f"{BENCH}/similarity/{{method}}/{{layer}}.tsv"
+    wildcard_constraints:
+        method="svcca|pwcca|cka_linear|cka_rbf",
+    conda:
+        "../envs/tasksim.yaml"
     threads: 2
     resources:
         mem_mb=6000,
         runtime=60,
+    params:
+        code=script_code("feature_similarity"),
+        models=MODELS,
+        options=lambda wc: feature_options(wc.method),
     script:
         "../../scripts/feature_similarity.py"
 
 
 rule attribution_maps:
-    conda:
-        "../envs/tasksim.yaml"
     input:
         weights=f"{DATA}/weights/{{model}}.pth",
         probe=PROBE,
     output:
         maps=f"{RESULTS}/attributions/{{model}}.h5",
+    log:
+        f"{LOGS}/attribution_maps/{{model}}.log",
+    benchmark:
+        f"{BENCH}/attribution_maps/{{model}}.tsv"
+    conda:
+        "../envs/tasksim.yaml"
+    threads: SIM["attribution"]["threads"]
+    resources:
+        mem_mb=6000,
+        runtime=240,
+        gpu=gpu_resources(),
     params:
         code=script_code("attribution_maps"),
         model=model_config,
         kinds=ATTR_KINDS,
         attribution=result_options(SIM["attribution"]),
         device=config["device"],
-    log:
-        f"{LOGS}/attribution_maps/{{model}}.log",
-    benchmark:
-        f"{BENCH}/attribution_maps/{{model}}.tsv"
-    threads: SIM["attribution"]["threads"]
-    resources:
-        mem_mb=6000,
-        runtime=240,
-        gpu=gpu_resources(),
     script:
         "../../scripts/attribution_maps.py"
 
 
 rule attribution_similarity:
-    conda:
-        "../envs/tasksim.yaml"
     input:
         maps=expand(f"{RESULTS}/attributions/{{model}}.h5", model=MODELS),
     output:
@@ -127,19 +125,21 @@ rule attribution_similarity:
             subcategory="{method}",
             labels={"method": "{method}", "layer": "input"},
         ),
+    log:
+        f"{LOGS}/similarity/{{method}}/input.log",
     wildcard_constraints:
         method="attribution_saliency|attribution_gradxinput|attribution_elrp",
+    conda:
+        "../envs/tasksim.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         code=script_code("attribution_similarity"),
         models=MODELS,
         kind=lambda wc: ATTRIBUTION_KINDS[wc.method],
         options=result_options(SIM["attribution"]),
-    log:
-        f"{LOGS}/similarity/{{method}}/input.log",
-    threads: 1
-    resources:
-        mem_mb=4000,
-        runtime=30,
     script:
         "../../scripts/attribution_similarity.py"
 

@@ -1,6 +1,8 @@
 # Helper functions and constants of similarity.smk (kept apart: Snakemake style keeps rules and functions in separate files).
 SIM = config["similarity"]
-FEATURE_METHODS = [m for m in SIM["methods"] if m in ("svcca", "pwcca", "cka_linear", "cka_rbf")]
+FEATURE_METHODS = [
+    m for m in SIM["methods"] if m in ("svcca", "pwcca", "cka_linear", "cka_rbf")
+]
 ATTR_METHODS = [m for m in SIM["methods"] if m in ATTRIBUTION_KINDS]
 ATTR_KINDS = [ATTRIBUTION_KINDS[m] for m in ATTR_METHODS]
 

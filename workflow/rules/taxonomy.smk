@@ -3,8 +3,6 @@
 # config["taxonomy"]. Science: tasksim.trees / scoring / uncertainty / groundtruth; glue:
 # tasksim.taxonomy; figures: tasksim.figures.
 rule groundtruth:
-    conda:
-        "../envs/tasksim.yaml"
     output:
         **{
             key: report(
@@ -16,24 +14,28 @@ rule groundtruth:
             )
             for key, path in GT_FILES.items()
         },
+    log:
+        f"{LOGS}/groundtruth.log",
+    conda:
+        "../envs/tasksim.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=20,
     params:
         code=script_code("groundtruth"),
         source=TAX["groundtruth_source"],
         cache=f"{DATA}/taskonomy",
-    log:
-        f"{LOGS}/groundtruth.log",
-    resources:
-        mem_mb=1000,
-        runtime=20,
     script:
         "../../scripts/groundtruth.py"
 
 
 rule reference_tree:
-    conda:
-        "../envs/tasksim.yaml"
     input:
-        affinity=GT_FILES["affinity_16k"] if GT_KIND == "taskonomy" else (TAX["groundtruth_csv"] or []),
+        affinity=(
+            GT_FILES["affinity_16k"]
+            if GT_KIND == "taskonomy"
+            else (TAX["groundtruth_csv"] or [])
+        ),
     output:
         newick=f"{RESULTS}/trees/{{reference}}.nwk",
         json=f"{RESULTS}/trees/{{reference}}.json",
@@ -45,21 +47,21 @@ rule reference_tree:
             labels={"tree": "{reference}"},
         ),
         dendrogram_pdf=f"{FIG}/trees/{{reference}}.pdf",
-    params:
-        code=script_code("task_tree"),
-        kind=lambda wc: wc.reference,
     log:
         f"{LOGS}/trees/{{reference}}.log",
+    conda:
+        "../envs/tasksim.yaml"
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        code=script_code("task_tree"),
+        kind=lambda wc: wc.reference,
     script:
         "../../scripts/task_tree.py"
 
 
 rule task_tree:
-    conda:
-        "../envs/tasksim.yaml"
     input:
         similarity=similarity_file("{method}", "{layer}"),
     output:
@@ -81,27 +83,37 @@ rule task_tree:
             labels={"method": "{method}", "layer": "{layer}"},
         ),
         heatmap_pdf=f"{FIG}/heatmaps/{{method}}/{{layer}}.pdf",
+    log:
+        f"{LOGS}/trees/{{method}}/{{layer}}.log",
+    conda:
+        "../envs/tasksim.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         code=script_code("task_tree"),
         method=lambda wc: wc.method,
         layer=lambda wc: wc.layer,
         tree=TREE_OPTS,
-    log:
-        f"{LOGS}/trees/{{method}}/{{layer}}.log",
-    resources:
-        mem_mb=1000,
-        runtime=10,
     script:
         "../../scripts/task_tree.py"
 
 
 rule scores:
-    conda:
-        "../envs/tasksim.yaml"
     input:
         unpack(scores_inputs),
     output:
         scores=f"{RESULTS}/scores/{{method}}/{{layer}}.json",
+    log:
+        f"{LOGS}/scores/{{method}}/{{layer}}.log",
+    benchmark:
+        f"{BENCH}/scores/{{method}}/{{layer}}.tsv"
+    conda:
+        "../envs/tasksim.yaml"
+    threads: TAX["threads"]
+    resources:
+        mem_mb=TAX["mem_mb"],
+        runtime=120,
     params:
         code=script_code("scores"),
         method=lambda wc: wc.method,
@@ -109,24 +121,18 @@ rule scores:
         models=MODELS,
         options=lambda wc: taxonomy_options(wc.method),
         taxonomy=result_options(TAX),
-    log:
-        f"{LOGS}/scores/{{method}}/{{layer}}.log",
-    benchmark:
-        f"{BENCH}/scores/{{method}}/{{layer}}.tsv"
-    threads: TAX["threads"]
-    resources:
-        mem_mb=TAX["mem_mb"],
-        runtime=120,
     script:
         "../../scripts/scores.py"
 
 
 rule figure_target_scatter:
-    conda:
-        "../envs/tasksim.yaml"
     input:
         similarity=similarity_file("{method}", "{layer}"),
-        groundtruth=(GT_FILES["affinity_16k"] if GT_KIND == "taskonomy" else (TAX["groundtruth_csv"] or [])),
+        groundtruth=(
+            GT_FILES["affinity_16k"]
+            if GT_KIND == "taskonomy"
+            else (TAX["groundtruth_csv"] or [])
+        ),
     output:
         png=report(
             f"{FIG}/target_scatter/{{method}}/{{layer}}.png",
@@ -136,25 +142,28 @@ rule figure_target_scatter:
             labels={"method": "{method}", "layer": "{layer}"},
         ),
         pdf=f"{FIG}/target_scatter/{{method}}/{{layer}}.pdf",
+    log:
+        f"{LOGS}/figures/target_scatter/{{method}}/{{layer}}.log",
+    conda:
+        "../envs/tasksim.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         code=script_code("figures_targets"),
         method=lambda wc: wc.method,
         layer=lambda wc: wc.layer,
         groundtruth=GT_KIND,
-        gt_label=("Taskonomy affinity (all_affinities_16k)" if GT_KIND == "taskonomy"
-                  else "Mini-Taskonomy affinity"),
-    log:
-        f"{LOGS}/figures/target_scatter/{{method}}/{{layer}}.log",
-    resources:
-        mem_mb=1000,
-        runtime=10,
+        gt_label=(
+            "Taskonomy affinity (all_affinities_16k)"
+            if GT_KIND == "taskonomy"
+            else "Mini-Taskonomy affinity"
+        ),
     script:
         "../../scripts/figures_targets.py"
 
 
 rule summary:
-    conda:
-        "../envs/tasksim.yaml"
     input:
         scores=[f"{RESULTS}/scores/{m}/{layer}.json" for m, layer in analyses()],
     output:
@@ -167,21 +176,21 @@ rule summary:
         ),
         md=f"{RESULTS}/scores/summary.md",
         front=REPORT_FRONT_PAGE,
-    params:
-        code=script_code("summary"),
-        probe={k: config["probe"][k] for k in ("name", "source")},
     log:
         f"{LOGS}/scores/summary.log",
+    conda:
+        "../envs/tasksim.yaml"
     resources:
         mem_mb=500,
         runtime=5,
+    params:
+        code=script_code("summary"),
+        probe={k: config["probe"][k] for k in ("name", "source")},
     script:
         "../../scripts/summary.py"
 
 
 rule figures_summary:
-    conda:
-        "../envs/tasksim.yaml"
     input:
         scores=[f"{RESULTS}/scores/{m}/{layer}.json" for m, layer in analyses()],
         summary=f"{RESULTS}/scores/summary.csv",
@@ -210,13 +219,15 @@ rule figures_summary:
             labels={"figure": "tree agreement"},
         ),
         tree_pdf=f"{FIG}/tree_agreement.pdf",
-    params:
-        code=script_code("figures_summary"),
     log:
         f"{LOGS}/figures/summary.log",
+    conda:
+        "../envs/tasksim.yaml"
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        code=script_code("figures_summary"),
     script:
         "../../scripts/figures_summary.py"
 
@@ -224,8 +235,6 @@ rule figures_summary:
 if svcca_vs_attribution():
 
     rule figure_svcca_vs_attribution:
-        conda:
-            "../envs/tasksim.yaml"
         input:
             svcca=similarity_file("svcca", svcca_vs_attribution()[0]),
             attribution=[similarity_file(m, "input") for m in svcca_vs_attribution()[1]],
@@ -238,15 +247,17 @@ if svcca_vs_attribution():
                 labels={"figure": "SVCCA vs attribution"},
             ),
             pdf=f"{FIG}/svcca_vs_attribution.pdf",
+        log:
+            f"{LOGS}/figures/svcca_vs_attribution.log",
+        conda:
+            "../envs/tasksim.yaml"
+        resources:
+            mem_mb=1000,
+            runtime=10,
         params:
             code=script_code("figures_pairs"),
             layer=svcca_vs_attribution()[0],
             methods=svcca_vs_attribution()[1],
-        log:
-            f"{LOGS}/figures/svcca_vs_attribution.log",
-        resources:
-            mem_mb=1000,
-            runtime=10,
         script:
             "../../scripts/figures_pairs.py"
 
@@ -257,8 +268,6 @@ TARGET_HOOKS.append(taxonomy_targets)
 if config["minitaskonomy"]["enabled"] and config["minitaskonomy"]["compare_taskonomy"]:
 
     rule taskonomy_comparison:
-        conda:
-            "../envs/tasksim.yaml"
         input:
             mini=TAX["groundtruth_csv"],
             taskonomy=GT_FILES["affinity_base"],
@@ -272,14 +281,16 @@ if config["minitaskonomy"]["enabled"] and config["minitaskonomy"]["compare_tasko
                 labels={"table": "agreement with Taskonomy on shared tasks"},
             ),
             md=f"{RESULTS}/scores/taskonomy_comparison.md",
-        params:
-            code=script_code("taskonomy_comparison"),
-            analyses=[f"{m}/{layer}" for m, layer in analyses()],
         log:
             f"{LOGS}/scores/taskonomy_comparison.log",
+        conda:
+            "../envs/tasksim.yaml"
         resources:
             mem_mb=1000,
             runtime=10,
+        params:
+            code=script_code("taskonomy_comparison"),
+            analyses=[f"{m}/{layer}" for m, layer in analyses()],
         script:
             "../../scripts/taskonomy_comparison.py"
 

@@ -5,14 +5,20 @@ from tasksim.groundtruth import KINDS as GT_KINDS, VARIANTS as GT_VARIANTS
 
 TAX = config["taxonomy"]
 GT_KIND = TAX["groundtruth"]
-GT_FILES = {f"{k}_{v}": f"{RESULTS}/groundtruth/{k}_{v}.csv" for k in GT_KINDS for v in GT_VARIANTS}
+GT_FILES = {
+    f"{k}_{v}": f"{RESULTS}/groundtruth/{k}_{v}.csv"
+    for k in GT_KINDS
+    for v in GT_VARIANTS
+}
 FIG = f"{RESULTS}/figures"
 TAX_METHODS = list(dict.fromkeys(m for m, _ in analyses()))
 TREE_OPTS = {k: TAX[k] for k in ("linkage", "distance", "optimal_ordering")}
 
 if GT_KIND == "minitaskonomy" and not TAX["groundtruth_csv"]:
-    raise ValueError("config taxonomy.groundtruth = minitaskonomy needs taxonomy.groundtruth_csv "
-                     "(a source x target affinity CSV)")
+    raise ValueError(
+        "config taxonomy.groundtruth = minitaskonomy needs taxonomy.groundtruth_csv "
+        "(a source x target affinity CSV)"
+    )
 
 
 wildcard_constraints:
@@ -27,8 +33,11 @@ def reference_tree_file(ext="json"):
 def groundtruth_inputs():
     """Ground-truth CSVs of each protocol for the configured ground truth."""
     if GT_KIND == "taskonomy":
-        return {"gt_attribution": GT_FILES["affinity_16k"], "gt_dds": GT_FILES["affinity_base"],
-                "gt_wins": GT_FILES["wins_vs_pixels_16k"]}
+        return {
+            "gt_attribution": GT_FILES["affinity_16k"],
+            "gt_dds": GT_FILES["affinity_base"],
+            "gt_wins": GT_FILES["wins_vs_pixels_16k"],
+        }
     out = {"gt_attribution": TAX["groundtruth_csv"], "gt_dds": TAX["groundtruth_csv"]}
     if TAX["groundtruth_wins_csv"]:
         out["gt_wins"] = TAX["groundtruth_wins_csv"]
@@ -50,18 +59,28 @@ def taxonomy_options(method):
 
 
 def scores_inputs(wildcards):
-    inputs = {"similarity": similarity_file(wildcards.method, wildcards.layer),
-              "reference": reference_tree_file(), **groundtruth_inputs()}
+    inputs = {
+        "similarity": similarity_file(wildcards.method, wildcards.layer),
+        "reference": reference_tree_file(),
+        **groundtruth_inputs(),
+    }
     m = wildcards.method
     if m == "rsa" and TAX["n_bootstrap"] > 0:
         inputs["rdms"] = [f"{RESULTS}/rdms/{x}.h5" for x in MODELS]
-    elif m in ("svcca", "pwcca", "cka_linear", "cka_rbf") and TAX["n_bootstrap_recompute"] > 0:
+    elif (
+        m in ("svcca", "pwcca", "cka_linear", "cka_rbf")
+        and TAX["n_bootstrap_recompute"] > 0
+    ):
         inputs["activations"] = [activation_file(x) for x in MODELS]
     return inputs
 
 
 def analysis_figures(kind):
-    return [f"{FIG}/{kind}/{m}/{layer}.{ext}" for m, layer in analyses() for ext in ("png", "pdf")]
+    return [
+        f"{FIG}/{kind}/{m}/{layer}.{ext}"
+        for m, layer in analyses()
+        for ext in ("png", "pdf")
+    ]
 
 
 def svcca_vs_attribution():
@@ -73,17 +92,32 @@ def svcca_vs_attribution():
 
 
 def taxonomy_targets():
-    t = [f"{RESULTS}/trees/{m}/{layer}.{ext}" for m, layer in analyses() for ext in ("nwk", "json")]
+    t = [
+        f"{RESULTS}/trees/{m}/{layer}.{ext}"
+        for m, layer in analyses()
+        for ext in ("nwk", "json")
+    ]
     t += [f"{RESULTS}/scores/{m}/{layer}.json" for m, layer in analyses()]
-    t += analysis_figures("trees") + analysis_figures("heatmaps") + analysis_figures("target_scatter")
-    t += [reference_tree_file("nwk"), reference_tree_file("json"),
-          f"{FIG}/trees/{GT_KIND}.png", f"{FIG}/trees/{GT_KIND}.pdf"]
+    t += (
+        analysis_figures("trees")
+        + analysis_figures("heatmaps")
+        + analysis_figures("target_scatter")
+    )
+    t += [
+        reference_tree_file("nwk"),
+        reference_tree_file("json"),
+        f"{FIG}/trees/{GT_KIND}.png",
+        f"{FIG}/trees/{GT_KIND}.pdf",
+    ]
     if GT_KIND == "taskonomy":
         t += list(GT_FILES.values())
     if analyses():
         t += [f"{RESULTS}/scores/summary.csv", f"{RESULTS}/scores/summary.md"]
-        t += [f"{FIG}/{n}.{ext}" for n in ("precision_recall_at_k", "dds_correlations",
-                                             "tree_agreement") for ext in ("png", "pdf")]
+        t += [
+            f"{FIG}/{n}.{ext}"
+            for n in ("precision_recall_at_k", "dds_correlations", "tree_agreement")
+            for ext in ("png", "pdf")
+        ]
     if svcca_vs_attribution():
         t += [f"{FIG}/svcca_vs_attribution.png", f"{FIG}/svcca_vs_attribution.pdf"]
     return t
