@@ -132,3 +132,17 @@ def _json_default(o: Any) -> Any:
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
+
+@contextlib.contextmanager
+def prefixed_errors(where: str) -> Iterator[None]:
+    """Re-raise a ``ValueError`` of the block (same type where possible) prefixed with ``where``,
+    e.g. the model and layer whose computation failed."""
+    try:
+        yield
+    except ValueError as err:
+        msg = f"{where}: {err}"
+        try:
+            new = type(err)(msg)
+        except Exception:  # noqa: BLE001 - an exception type with another constructor
+            new = ValueError(msg)
+        raise new from err

@@ -7,11 +7,10 @@ scripts in ``scripts/`` only unpack Snakemake's objects and call these.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from tqdm import tqdm
 
 from tasksim.attribution import attribution_maps, to_float16
 from tasksim.extract import versions
-from tasksim.io import NonFiniteError, atomic_path, check_finite_matrix, open_h5, read_str, str_dataset
+from tasksim.io import NonFiniteError, atomic_path, check_finite_matrix, open_h5, prefixed_errors, read_str, str_dataset
 from tasksim.preprocess import network_input
 from tasksim.similarity import rsa as rsa_mod
 from tasksim.similarity.registry import compute_similarity, hdf5_layer
@@ -61,19 +60,7 @@ def check_same_probe(paths: Sequence[PathLike], locking: bool | None = None) -> 
     return ids0, sha0
 
 
-@contextlib.contextmanager
-def _naming(where: str) -> Iterator[None]:
-    """Re-raise a ``ValueError`` of the block (same type where possible) prefixed with ``where``
-    (the model and layer whose computation failed)."""
-    try:
-        yield
-    except ValueError as err:
-        msg = f"{where}: {err}"
-        try:
-            new = type(err)(msg)
-        except Exception:  # noqa: BLE001 - an exception type with another constructor
-            new = ValueError(msg)
-        raise new from err
+_naming = prefixed_errors
 
 
 # --------------------------------------------------------------------------- writing matrices

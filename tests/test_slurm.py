@@ -228,10 +228,10 @@ def test_failing_job_is_reported_and_run_exits_nonzero(slurm, tmp_path):
 @pytest.mark.slurm
 def test_restart_after_killed_run_runs_only_remaining_jobs(slurm, local_reference, tmp_path):
     wd = copy_workflow(WORKFLOW, tmp_path / "wf")
-    # square 0 is quick, the others sleep 20 s: whatever the node's CPU count, the
-    # run is killed while they still run or wait
+    # square 0 is quick, the others sleep 45 s (room for a loaded machine): whatever the node's
+    # CPU count, the run is killed while they still run or wait
     n = 3
-    cfg = ["--config", f"items={n}", "sleep=20"]
+    cfg = ["--config", f"items={n}", "sleep=45"]
     run = start_snakemake(wd, [*SLURM_ARGS, *cfg], "run1.log", RUN_LIMIT_S)
     deadline = time.monotonic() + 240
     while True:

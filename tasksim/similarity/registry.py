@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from tasksim.io import prefixed_errors
+
 from . import cca as _cca
 from . import cka as _cka
 from . import rsa as _rsa
@@ -164,15 +166,8 @@ def _array(source: Any, method: str) -> np.ndarray:
 
 def _per_model(label: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``fn(*args, **kwargs)``; a ``ValueError`` is re-raised (same type) naming the model."""
-    try:
+    with prefixed_errors(f"model {label}"):
         return fn(*args, **kwargs)
-    except ValueError as err:
-        msg = f"model {label}: {err}"
-        try:
-            new = type(err)(msg)
-        except Exception:  # noqa: BLE001 - an exception type with another constructor
-            new = ValueError(msg)
-        raise new from err
 
 
 def _names(names: Sequence[str] | None, m: int) -> list[str]:
