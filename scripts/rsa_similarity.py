@@ -1,8 +1,8 @@
-"""Rule rsa_similarity: RSA matrix of one layer from all models' RDMs."""
+"""Rule rsa_similarity: the matrix of an RDM-reading method (RSA) of one layer from all models' RDMs."""
 from tasksim.snakeutils import hdf5_locking, setup
 from tasksim.stages import rsa_similarity_file
 
 log = setup(snakemake)
 sm = snakemake
-rsa_similarity_file(sm.input.rdms, sm.params.models, sm.wildcards.layer, sm.params.compare,
-                    sm.output.h5, sm.output.csv, sm.params.options, hdf5_locking(sm))
+rsa_similarity_file(sm.input.rdms, sm.params.models, sm.wildcards.layer, sm.output.h5, sm.output.csv,
+                    sm.params.options, hdf5_locking(sm), sm.wildcards.method)

@@ -3,6 +3,7 @@ DDS Spearman, tree agreement), each with a bootstrap interval over probe images 
 p-value over task labels; writes R/scores/{method}/{layer}.json."""
 from tasksim import taxonomy as tx
 from tasksim.io import write_json
+from tasksim.similarity.registry import get_method
 from tasksim.snakeutils import run_label, setup
 
 log = setup(snakemake)
@@ -10,7 +11,7 @@ sm = snakemake
 p = sm.params
 t = p.taxonomy
 inp = sm.input
-sf = tx.read_similarity(inp.similarity, per_image=p.method.startswith("attribution_"))
+sf = tx.read_similarity(inp.similarity, per_image=get_method(p.method).bootstrap == "per_image")
 models = list(sf.matrix.index)
 gts = {
     "attribution": tx.read_groundtruth_csv(inp.gt_attribution) if "gt_attribution" in inp.keys() else None,
@@ -26,7 +27,7 @@ for name, reason in protocols.skipped.items():
     log.warning("protocol %s skipped: %s", name, reason)
 rdm_files = dict(zip(p.models, inp.rdms)) if "rdms" in inp.keys() else None
 act_files = dict(zip(p.models, inp.activations)) if "activations" in inp.keys() else None
-recompute = p.method not in ("rsa",) and not p.method.startswith("attribution_")
+recompute = get_method(p.method).bootstrap in ("grams", "recompute")
 n_boot = t["n_bootstrap_recompute"] if recompute else t["n_bootstrap"]
 fn, kind, reason = (None, "none", "n_bootstrap = 0")
 if n_boot > 0:

@@ -447,13 +447,28 @@ def attribution_similarity(maps: Sequence[SliceableMaps], chunk_size: int = 16,
                     "per_image": per_image}
 
 
+def method_name(kind: str) -> str:
+    """Similarity method of one attribution kind (``saliency`` -> ``attribution_saliency``)."""
+    return f"attribution_{kind}"
+
+
+def map_kind(method: str) -> str:
+    """Attribution kind of a similarity method (``attribution_elrp`` -> ``elrp``)."""
+    kind = method.removeprefix("attribution_")
+    if method == kind or kind not in METHODS:
+        raise ValueError(f"{method!r} is not an attribution method; they are "
+                         f"{[method_name(k) for k in METHODS]}")
+    return kind
+
+
 def _register_methods() -> None:
     from tasksim.similarity.registry import register
 
     titles = {"saliency": "saliency |d sum(code) / d input|",
               "gradxinput": "gradient x input", "elrp": f"epsilon-LRP (epsilon {DEFAULT_EPSILON:g})"}
     for kind in METHODS:
-        register(f"attribution_{kind}", kind="attribution",
+        register(method_name(kind), reads="attribution_maps", section="attribution",
+                 bootstrap="per_image", layers=("input",),
                  description=f"Mean per-image cosine of {titles[kind]} attribution maps")(attribution_similarity)
 
 

@@ -1,9 +1,14 @@
 """Configuration: JSON-schema validation with defaults, and task-name canonicalisation.
 
 The schema (``workflow/schemas/config.schema.yaml``, draft 2020-12) gives every key a description
-and a default. :func:`load_config` / :func:`validate_config` fill the defaults, validate, and map
-every task name to its canonical spelling, failing at once with the list of valid names.
-The Snakefile calls :func:`validate_config` on Snakemake's ``config`` dict.
+and a default; the names ``similarity.methods`` accepts come from the method table
+(:mod:`tasksim.similarity.registry`). :func:`validate_config` fills the defaults, validates, and
+maps every task name to its canonical spelling, failing at once with the list of valid names.
+:func:`resolve` is what the workflow runs, once, on Snakemake's ``config``: validation, every
+cross-key check, and every derived key (stand-in weight sources; with Mini-Taskonomy, its
+encoders as the models and its measured affinity as the ground truth). The rule files only read
+the resolved configuration; :func:`method_layers`, :func:`method_options` and :func:`analyses`
+answer what each method runs on, from the method table.
 """
 
 from __future__ import annotations
@@ -26,9 +31,15 @@ class ConfigError(ValueError):
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
-    """Read the configuration schema."""
+    """Read the configuration schema; ``similarity.methods`` accepts the registered methods."""
+    from tasksim.similarity.registry import available_methods
+
     with open(path) as fh:
-        return yaml.safe_load(fh)
+        schema = yaml.safe_load(fh)
+    methods = schema.get("properties", {}).get("similarity", {}).get("properties", {}).get("methods")
+    if methods is not None:
+        methods["items"]["enum"] = available_methods()
+    return schema
 
 
 def _fill_defaults(instance: Any, schema: Mapping[str, Any]) -> Any:
@@ -112,6 +123,11 @@ def validate_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None 
     configuration they received turn it off. Raises :class:`ConfigError` naming the offending
     key and value.
     """
+    plugins = (config.get("similarity") or {}).get("plugins") or []
+    if plugins:
+        from tasksim.similarity.registry import import_plugins
+
+        import_plugins(list(plugins) if isinstance(plugins, list) else [plugins])
     schema = load_schema() if schema is None else schema
     cfg = _fill_defaults(coerce_strings(copy.deepcopy(dict(config)), schema), schema)
     validator = jsonschema.Draft202012Validator(schema)
@@ -141,14 +157,43 @@ def validate_config(config: Mapping[str, Any], schema: Mapping[str, Any] | None 
     return cfg
 
 
-#: Similarity method -> config key of the layers it analyses (attribution methods: the input).
-METHOD_LAYER_KEYS = {"rsa": "rsa", "svcca": "cca", "pwcca": "cca", "cka_linear": "cka", "cka_rbf": "cka"}
+def _spec(method: str) -> Any:
+    from tasksim.similarity.registry import get_method
+
+    return get_method(method)
+
+
+def method_section(cfg: Mapping[str, Any], method: str) -> dict[str, Any]:
+    """The configuration section ``similarity.<section>`` of a method (its table entry says which)."""
+    return dict(cfg["similarity"].get(_spec(method).section, {}))
+
+
+def method_layers(cfg: Mapping[str, Any], method: str) -> list[str]:
+    """Layers one similarity method analyses: fixed by its table entry (attribution maps: the
+    input) or its section's ``layers``."""
+    spec = _spec(method)
+    if spec.layers is not None:
+        return list(spec.layers)
+    return list(method_section(cfg, method).get("layers", []))
+
+
+def method_options(cfg: Mapping[str, Any], method: str) -> dict[str, Any]:
+    """The options the method's function takes, as the configuration sets them (the section's
+    keys named like its keywords; the others, such as ``layers``, are not options)."""
+    section = method_section(cfg, method)
+    return {k: section[k] for k in _spec(method).options() if k in section}
+
+
+def analyses(cfg: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """All (method, layer) pairs of the configuration, in configuration order."""
+    return [(m, layer) for m in dict.fromkeys(cfg["similarity"]["methods"])
+            for layer in method_layers(cfg, m)]
 
 
 def recorded_layers(cfg: Mapping[str, Any]) -> dict[str, tuple[list[str], str]]:
     """Analysed model -> (the layers it records, the config key that decides them), for a
     validated configuration. With ``minitaskonomy.enabled`` the models are the Mini-Taskonomy
-    encoders (workflow/rules/minitaskonomy.smk replaces ``tasks`` and ``models`` by them)."""
+    encoders (:func:`resolve` sets ``tasks`` and ``models`` to them)."""
     if cfg["minitaskonomy"]["enabled"]:
         from tasksim.minitaskonomy.models import ENCODER_LAYERS
 
@@ -161,20 +206,19 @@ def recorded_layers(cfg: Mapping[str, Any]) -> dict[str, tuple[list[str], str]]:
 
 
 def check_references(cfg: Mapping[str, Any]) -> None:
-    """Every layer analysed by a configured similarity method (``similarity.rsa.layers``,
-    ``similarity.cca.layers``, ``similarity.cka.layers``) must be recorded by every analysed
-    model; raises :class:`ConfigError` naming the key, the bad value, the models lacking it and
-    the valid values (layers every model records)."""
+    """Every layer analysed by a configured similarity method (its section's ``layers``) must be
+    recorded by every analysed model; raises :class:`ConfigError` naming the key, the bad value,
+    the models lacking it and the valid values (layers every model records)."""
     models = recorded_layers(cfg)
     if not models:
         return
     first = next(iter(models.values()))[0]
     common = [layer for layer in first if all(layer in ls for ls, _ in models.values())]
     for method in dict.fromkeys(cfg["similarity"]["methods"]):
-        key = METHOD_LAYER_KEYS.get(method)
-        if key is None:
+        if _spec(method).layers is not None:
             continue
-        for layer in cfg["similarity"][key]["layers"]:
+        key = _spec(method).section
+        for layer in method_layers(cfg, method):
             lacking = {name: where for name, (ls, where) in models.items() if layer not in ls}
             if lacking:
                 names = sorted(lacking)
@@ -183,6 +227,59 @@ def check_references(cfg: Mapping[str, Any]) -> None:
                     f"config key similarity.{key}.layers (method {method}): layer {layer!r} is not "
                     f"recorded by models {shown} (their layers are set by "
                     f"{', '.join(sorted(set(lacking.values())))}); valid values: {common}")
+
+
+def _check_cross_keys(cfg: Mapping[str, Any]) -> None:
+    keep = cfg["similarity"]["cca"]["keep"]
+    if isinstance(keep, float) and keep > 1:
+        raise ConfigError(f"config key similarity.cca.keep: {keep!r} is neither a fraction in (0, 1] "
+                          f"nor a whole number of directions; valid values: 0 < keep <= 1.0, or 1, 2, ...")
+    mt = cfg["minitaskonomy"]
+    if mt["enabled"] and cfg["preprocessing"]["resolution"] != mt["resolution"]:
+        raise ConfigError(
+            f"config key minitaskonomy.resolution ({mt['resolution']}) must equal "
+            f"preprocessing.resolution ({cfg['preprocessing']['resolution']}): the probe images are "
+            "fed to the encoders at the resolution they were trained on")
+    tax = cfg["taxonomy"]
+    if tax["groundtruth"] == "minitaskonomy" and not mt["enabled"] and not tax["groundtruth_csv"]:
+        raise ConfigError("config key taxonomy.groundtruth = minitaskonomy needs taxonomy.groundtruth_csv "
+                          "(a source x target affinity CSV) or minitaskonomy.enabled: true")
+
+
+def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The configuration the workflow runs: validated, checked across keys, derived keys set.
+
+    Derived keys: with ``standin.enabled`` the Taskonomy weights come from the stand-in zoo
+    (``taskonomy.weights_source`` / ``weights_manifest``); with ``minitaskonomy.enabled`` the
+    Mini-Taskonomy encoders are the models (``tasks`` empty, ``models`` one entry per task)
+    and its measured affinity is the ground truth (``taxonomy.groundtruth*``). Then every
+    analysed layer must be recorded by every model. Returns a new dict; ``config`` is untouched.
+    """
+    cfg = validate_config(config, references=False)
+    _check_cross_keys(cfg)
+    data = cfg["data_dir"]
+    if cfg["standin"]["enabled"]:
+        cfg["taskonomy"]["weights_source"] = f"{data}/standin/"
+        cfg["taskonomy"]["weights_manifest"] = f"{data}/standin/SHA256SUMS"
+    mt = cfg["minitaskonomy"]
+    if mt["enabled"]:
+        from tasksim.minitaskonomy import layout
+        from tasksim.minitaskonomy.models import ENCODER_LAYERS
+        from tasksim.minitaskonomy.training import BUILDER
+
+        cfg["tasks"] = []
+        cfg["models"] = [
+            {"name": t, "builder": BUILDER, "builder_kwargs": {}, "weights": layout.weights(data, t),
+             "sha256": None, "layers": list(ENCODER_LAYERS), "low_saturation": False,
+             "resolution": mt["resolution"]}
+            for t in mt["tasks"]
+        ]
+        files = layout.files(data)
+        cfg["taxonomy"]["groundtruth"] = "minitaskonomy"
+        cfg["taxonomy"]["groundtruth_csv"] = files["affinity"]
+        cfg["taxonomy"]["groundtruth_wins_csv"] = files["wins_vs_pixels"]
+    check_references(cfg)
+    return cfg
 
 
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -234,19 +331,6 @@ def schema_markdown(schema: Mapping[str, Any] | None = None) -> str:
     return "\n".join(rows) + "\n"
 
 
-#: Section of ``similarity`` in the configuration holding each method's options.
-METHOD_SECTIONS: dict[str, str] = {
-    "rsa": "rsa", "svcca": "cca", "pwcca": "cca", "cka_linear": "cka", "cka_rbf": "cka",
-    "attribution_saliency": "attribution", "attribution_gradxinput": "attribution",
-    "attribution_elrp": "attribution",
-}
-
-#: Keys of a shared section that concern only some of its methods.
-_SECTION_KEY_METHODS: dict[str, tuple[str, ...]] = {
-    "rbf_threshold": ("cka_rbf",), "epsilon": ("attribution_elrp",),
-}
-
-
 def similarity_methods(schema: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every similarity method the registry or the schema knows, with its options and defaults.
 
@@ -272,8 +356,9 @@ def similarity_methods(schema: Mapping[str, Any] | None = None) -> list[dict[str
     out = []
     for name in names:
         spec = REGISTRY.get(name)
-        section = METHOD_SECTIONS.get(name, name)
+        section = spec.section if spec else name
         props = sim.get(section, {}).get("properties", {}) if name in accepted else {}
+        opts = spec.options() if spec else {}
         out.append({
             "name": name, "kind": spec.kind if spec else None,
             "description": spec.description if spec else "",
@@ -281,7 +366,7 @@ def similarity_methods(schema: Mapping[str, Any] | None = None) -> list[dict[str
             "default_run": name in default_run,
             "section": f"similarity.{section}" if props else None,
             "config_options": [(k, v.get("default"), " ".join(str(v.get("description", "")).split()))
-                               for k, v in props.items() if name in _SECTION_KEY_METHODS.get(k, (name,))],
+                               for k, v in props.items() if k in opts or k == "layers"],
             "function_options": method_options(name) if spec else {},
         })
     return out
@@ -294,6 +379,7 @@ if __name__ == "__main__":  # python -m tasksim.config --markdown
         print(schema_markdown(), end="")
 
 
-__all__ = ["ConfigError", "SCHEMA_PATH", "METHOD_SECTIONS", "check_references", "coerce_strings",
-           "load_config", "load_schema", "model_names", "recorded_layers", "similarity_methods",
-           "validate_config", "canonical"]
+__all__ = ["ConfigError", "SCHEMA_PATH", "analyses", "check_references", "coerce_strings",
+           "load_config", "load_schema", "method_layers", "method_options", "method_section",
+           "model_names", "recorded_layers", "resolve", "similarity_methods", "validate_config",
+           "canonical"]

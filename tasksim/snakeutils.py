@@ -52,6 +52,11 @@ def setup(snakemake: Any) -> logging.Logger:
         log.error("rule %s failed", snakemake.rule, exc_info=(exc_type, exc, tb))
 
     sys.excepthook = _excepthook
+    plugins = (getattr(snakemake, "config", {}).get("similarity") or {}).get("plugins") or []
+    if plugins:  # the user's method modules register their methods in this process too
+        from tasksim.similarity.registry import import_plugins
+
+        import_plugins(plugins)
     retain_freed_memory()
     try:
         import torch

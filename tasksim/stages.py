@@ -24,7 +24,7 @@ from tasksim.extract import versions
 from tasksim.io import NonFiniteError, atomic_path, check_finite_matrix, open_h5, prefixed_errors, read_str, str_dataset
 from tasksim.preprocess import network_input
 from tasksim.similarity import rsa as rsa_mod
-from tasksim.similarity.registry import compute_similarity, hdf5_layer
+from tasksim.similarity.registry import compute_similarity, get_method, hdf5_layer
 from tasksim.zoo import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -133,18 +133,23 @@ def rdm_file(activations: PathLike, out: PathLike, layers: Sequence[str], normal
 
 
 def rsa_similarity_file(rdm_files: Sequence[PathLike], models: Sequence[str], layer: str,
-                        compare: str, h5_out: PathLike, csv_out: PathLike,
-                        options: Mapping[str, Any], locking: bool | None = None) -> np.ndarray:
-    """RSA matrix of one layer from the models' RDM files."""
+                        h5_out: PathLike, csv_out: PathLike, options: Mapping[str, Any],
+                        locking: bool | None = None, method: str = "rsa") -> np.ndarray:
+    """The matrix of an RDM-reading method (RSA) on one layer, from the models' RDM files: the
+    method's registered second step (``from_stored``) with the analysis's options."""
+    import inspect
+
+    spec = get_method(method)
+    assert spec.from_stored is not None
     ids, sha = check_same_probe(rdm_files, locking)
     rdms = []
     for p in rdm_files:
         with open_h5(p, "r", locking) as f:
             rdms.append(f["rdms"][layer][()].astype(np.float64))
-    with _naming(f"RSA of layer {layer} (models {', '.join(models)})"):
-        matrix = rsa_mod.rsa_matrix(rdms, compare)  # type: ignore[arg-type]
-    write_similarity(h5_out, csv_out, matrix, models, "rsa", layer, options, sha, len(ids),
-                     info={"compare": compare})
+    params = inspect.signature(spec.from_stored).parameters
+    with _naming(f"{method} of layer {layer} (models {', '.join(models)})"):
+        matrix = spec.from_stored(rdms, **{k: v for k, v in options.items() if k in params})
+    write_similarity(h5_out, csv_out, matrix, models, method, layer, options, sha, len(ids))
     return matrix
 
 

@@ -379,90 +379,81 @@ class FastScorer:
 # bootstrap sources
 
 
-def _filtered(fn: Callable, options: Mapping[str, Any]) -> dict[str, Any]:
-    params = inspect.signature(fn).parameters
-    return {k: v for k, v in options.items() if k in params}
-
-
 def bootstrap_source(method: str, models: Sequence[str], sim: SimilarityFile,
                      rdm_files: Mapping[str, str] | None = None,
                      activation_files: Mapping[str, str] | None = None, layer: str | None = None,
                      options: Mapping[str, Any] | None = None, max_mb: int = 4000,
                      ) -> tuple[Callable[[np.ndarray], pd.DataFrame] | None, str, str]:
     """``(similarity_fn(index) -> DataFrame, kind, reason)`` rebuilding the matrix of ``method``
-    on resampled images; ``similarity_fn`` is None (and ``reason`` says why) where impossible.
+    on resampled images, the way its method-table entry declares (``bootstrap``), with the
+    analysis's own ``options``; ``similarity_fn`` is None (and ``reason`` says why) where
+    impossible.
 
-    * ``rsa``: stored RDMs ``R/rdms/{model}.h5:/rdms/{layer}`` (:func:`tasksim.uncertainty.rsa_similarity_fn`;
-      Spearman comparison only, duplicates dropped).
-    * ``attribution_*``: stored per-image cosines (``/per_image``).
-    * ``cka_linear`` / ``cka_rbf``: feature-centred Gram matrices of the activations, resampled
-      and re-centred, then CKA (exactly a recomputation on the resampled images).
-    * ``svcca`` / ``pwcca``: the method recomputed on the resampled activations (in memory, if
-      the layer's features fit in ``max_mb``).
+    * ``rdms``: stored RDMs ``R/rdms/{model}.h5:/rdms/{layer}``, image pairs resampled
+      (duplicates dropped), compared as the analysis compares them.
+    * ``per_image``: the per-image similarities stored in the matrix file (``/per_image``).
+    * ``grams``: feature-centred Gram matrices of the activations, resampled and re-centred, then
+      the method on those Grams (exactly a recomputation on the resampled images).
+    * ``recompute``: the method run again on the resampled activations (in memory, if the
+      layer's features fit in ``max_mb``).
     """
+    from tasksim.similarity.registry import get_method
+
+    spec = get_method(method)
     models = list(models)
     options = dict(options or {})
-    if method.startswith("attribution_"):
+    kind = spec.bootstrap
+    if kind == "per_image":
         if sim.per_image is None:
-            return None, "attribution_per_image", "the similarity file has no /per_image cosines"
-        return _unc.attribution_similarity_fn(sim.per_image, models), "attribution_per_image", ""
-    if method == "rsa":
-        comparison = options.get("comparison", "spearman")
-        if comparison != "spearman":
-            return None, "rsa_rdms", (f"bootstrap rebuilds RSA with Spearman only; this analysis "
-                                      f"uses {comparison!r}")
+            return None, kind, "the similarity file has no /per_image cosines"
+        return _unc.attribution_similarity_fn(sim.per_image, models), kind, ""
+    if kind == "rdms":
         missing = [m for m in models if not rdm_files or m not in rdm_files]
         if missing:
-            return None, "rsa_rdms", f"no stored RDMs for {missing}"
+            return None, kind, f"no stored RDMs for {missing}"
         rdms = []
         for m in models:
             with open_h5(rdm_files[m]) as f:
                 rdms.append(np.asarray(f[f"rdms/{layer}"][...], dtype=np.float32))
-        return _unc.rsa_similarity_fn(np.stack(rdms), models), "rsa_rdms", ""
+        comparison = options.get("comparison", spec.options().get("comparison", "spearman"))
+        return _unc.rsa_similarity_fn(np.stack(rdms), models, comparison=comparison), kind, ""
     missing = [m for m in models if not activation_files or m not in activation_files]
     if missing:
-        return None, "recompute", f"no activations for {missing}"
-    from tasksim.similarity import cka as _cka
+        return None, kind, f"no activations for {missing}"
     from tasksim.similarity import rsa as _rsa
-    from tasksim.similarity.registry import get_method
 
     def load(m: str) -> np.ndarray:
         with open_h5(activation_files[m]) as f:
             return f[f"layers/{layer}"][...]
 
-    if method in ("cka_linear", "cka_rbf"):
-        grams = []
-        for m in models:
-            stats = _rsa.accumulate_gram(_rsa.iter_column_blocks(load(m)), "center")
-            grams.append(stats.gram)
-        grams_a = np.stack(grams)
-        debiased = bool(options.get("debiased", False))
-        threshold = float(options.get("threshold", options.get("rbf_threshold", 0.5)))
+    if kind == "grams":
+        from tasksim.similarity import cka as _cka
 
-        def cka_fn(index: np.ndarray) -> pd.DataFrame:
-            ks = [_cka.center_gram(g[np.ix_(index, index)]) for g in grams_a]
-            if method == "cka_rbf":
-                ks = [_cka.gram_rbf_from_linear(k, threshold) for k in ks]
-            return pd.DataFrame(_cka.cka_matrix(ks, debiased), index=models, columns=models)
+        grams = np.stack([_rsa.accumulate_gram(_rsa.iter_column_blocks(load(m)), "center").gram
+                          for m in models])
+        assert spec.from_stored is not None  # register() requires it for this kind
+        gram_options = {k: v for k, v in options.items()
+                        if k in inspect.signature(spec.from_stored).parameters}
 
-        return cka_fn, "recompute", ""
-    if method in ("svcca", "pwcca"):
-        with open_h5(activation_files[models[0]]) as f:
-            shape = f[f"layers/{layer}"].shape
-        mb = len(models) * int(np.prod(shape)) * 8 / 2**20
-        if mb > max_mb:
-            return None, "recompute", (f"features of layer {layer} take {mb:.0f} MB > "
-                                       f"taxonomy.recompute_max_mb = {max_mb}")
-        acts = [np.asarray(load(m), dtype=np.float64) for m in models]
-        spec = get_method(method)
-        kwargs = _filtered(spec.fn, options)
-
-        def cca_fn(index: np.ndarray) -> pd.DataFrame:
-            s, _ = spec.fn([a[index] for a in acts], **kwargs)
+        def gram_fn(index: np.ndarray) -> pd.DataFrame:
+            ks = [_cka.center_gram(g[np.ix_(index, index)]) for g in grams]
+            s = spec.from_stored(ks, **gram_options)
             return pd.DataFrame(s, index=models, columns=models)
 
-        return cca_fn, "recompute", ""
-    return None, "none", f"no bootstrap defined for method {method!r}"
+        return gram_fn, kind, ""
+    with open_h5(activation_files[models[0]]) as f:
+        shape = f[f"layers/{layer}"].shape
+    mb = len(models) * int(np.prod(shape)) * 8 / 2**20
+    if mb > max_mb:
+        return None, kind, (f"features of layer {layer} take {mb:.0f} MB > "
+                            f"taxonomy.recompute_max_mb = {max_mb}")
+    acts = [np.asarray(load(m), dtype=np.float64) for m in models]
+
+    def recompute_fn(index: np.ndarray) -> pd.DataFrame:
+        s, _ = spec.fn([a[index] for a in acts], **options)
+        return pd.DataFrame(s, index=models, columns=models)
+
+    return recompute_fn, kind, ""
 
 
 # ------------------------------------------------------------------------------------------------

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 __all__ = [
     "BootstrapResult", "PermutationResult", "bootstrap_indices", "percentile_interval",
@@ -115,14 +114,15 @@ def _pair_vectors(rdms: np.ndarray, index: np.ndarray, duplicates: str) -> np.nd
 
 
 def rsa_similarity(rdms: np.ndarray, index: np.ndarray | None = None,
-                   duplicates: str = "drop") -> np.ndarray:
-    """``[M, M]`` RSA similarity: Spearman between the strict upper triangles of M RDMs.
+                   duplicates: str = "drop", comparison: str = "spearman") -> np.ndarray:
+    """``[M, M]`` RSA similarity of M stored RDMs on (resampled) images: the analysis's own
+    ``comparison`` (:func:`tasksim.similarity.rsa.compare_triangles`) of their upper triangles.
 
     ``rdms``: ``[M, N, N]`` stored RDMs. ``index``: resampled image indices (default: all
-    images once). Ranks of all models are computed at once and correlated with one
-    :func:`numpy.corrcoef` (vectorised over model pairs). See the module docstring for
-    ``duplicates``.
+    images once). See the module docstring for ``duplicates``.
     """
+    from tasksim.similarity.rsa import compare_triangles
+
     rdms = np.asarray(rdms)
     if rdms.ndim != 3 or rdms.shape[1] != rdms.shape[2]:
         raise ValueError(f"rdms must be [M, N, N], got {rdms.shape}")
@@ -130,15 +130,14 @@ def rsa_similarity(rdms: np.ndarray, index: np.ndarray | None = None,
     v = _pair_vectors(rdms, index, duplicates)
     if v.shape[1] < 3:
         raise ValueError("fewer than 3 image pairs left")
-    ranks = rankdata(v, axis=1)
-    return np.corrcoef(ranks)
+    return compare_triangles(v, comparison)  # type: ignore[arg-type]
 
 
-def rsa_similarity_fn(rdms: np.ndarray, labels: Sequence[str],
-                      duplicates: str = "drop") -> Callable[[np.ndarray], pd.DataFrame]:
+def rsa_similarity_fn(rdms: np.ndarray, labels: Sequence[str], duplicates: str = "drop",
+                      comparison: str = "spearman") -> Callable[[np.ndarray], pd.DataFrame]:
     """``index -> DataFrame`` (labels x labels) of :func:`rsa_similarity`, for :func:`bootstrap_score`."""
     labels = list(labels)
-    return lambda index: pd.DataFrame(rsa_similarity(rdms, index, duplicates),
+    return lambda index: pd.DataFrame(rsa_similarity(rdms, index, duplicates, comparison),
                                       index=labels, columns=labels)
 
 

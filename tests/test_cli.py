@@ -110,7 +110,7 @@ def test_methods_lists_registry_and_config_with_defaults(capsys):
     for key, sub in schema["rsa"]["properties"].items():
         line = next(x for x in rsa_block.splitlines() if f"similarity.rsa.{key} " in x)
         assert str(sub["default"]).strip("[]").split(",")[0].strip("'") in line
-    assert "compare='spearman'" in rsa_block
+    assert "comparison='spearman'" in rsa_block
     # the rbf bandwidth belongs to cka_rbf only; epsilon to epsilon-LRP only
     cka_linear_block = out.split("\ncka_linear:\n", 1)[1].split("\n\n", 1)[0]
     assert "rbf_threshold" not in cka_linear_block

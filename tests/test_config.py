@@ -116,10 +116,10 @@ def test_config_readme_lists_every_schema_key():
 def test_numbers_written_as_strings_are_taken_as_meant():
     # snakemake --config probe='{"n_images": 100}' hands the nested value over as the string '100'
     cfg = validate_config({"probe": {"n_images": "100", "allow_fewer": "true"},
-                           "similarity": {"cca": {"variance": "0.95", "k": "null"}},
+                           "similarity": {"cca": {"keep": "0.95", "max_dim_ratio": "0.2"}},
                            "taxonomy": {"confidence": "9.5e-1"}})
     assert cfg["probe"]["n_images"] == 100 and cfg["probe"]["allow_fewer"] is True
-    assert cfg["similarity"]["cca"]["variance"] == 0.95 and cfg["similarity"]["cca"]["k"] is None
+    assert cfg["similarity"]["cca"]["keep"] == 0.95 and cfg["similarity"]["cca"]["max_dim_ratio"] == 0.2
     assert cfg["taxonomy"]["confidence"] == 0.95
     # strings stay strings where the schema wants a string, and a non-number still fails, naming the key
     assert validate_config({"probe": {"name": "123"}})["probe"]["name"] == "123"

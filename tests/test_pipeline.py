@@ -1,6 +1,7 @@
 """The Snakemake pipeline end to end: dry run of the real config offline, lint, and a small
 stand-in run through every stage (extraction, all similarity methods, trees, scores, report)."""
 import json
+import os
 import subprocess
 
 import h5py
@@ -12,10 +13,24 @@ import yaml
 from conftest import REPO, SHARED, snakemake_exe
 
 
-def _run(args, cwd=REPO, timeout=1800):
+def _run(args, cwd=REPO, timeout=1800, env=None):
     proc = subprocess.run([snakemake_exe(), "-s", str(REPO / "Snakefile"), *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, env=env)
     return proc
+
+
+# A user's method module: one function, declared once; nothing else of the pipeline is touched.
+TOY_PLUGIN = """
+import numpy as np
+from tasksim.similarity.registry import load_source, register
+
+@register("toy_norms", section="cka", bootstrap="recompute",
+          description="Correlation of the models' per-image feature norms (a toy method)")
+def toy_norms(features, power: float = 1.0, names=None):
+    arrays = [np.asarray(load_source(f), dtype=float) for f in features]
+    norms = [np.linalg.norm(a.reshape(len(a), -1), axis=1) ** power for a in arrays]
+    return np.corrcoef(norms), {"method": "toy_norms", "power": power}
+"""
 
 
 def test_real_config_dry_run_needs_no_network(tmp_path):
@@ -110,3 +125,21 @@ def test_standin_pipeline_end_to_end(tmp_path):
     report = tmp_path / "report.html"
     rep = _run(["--configfile", str(path), "-d", str(tmp_path), "--report", str(report)])
     assert rep.returncode == 0 and report.stat().st_size > 10000, rep.stderr[-3000:]
+
+    # adding a method is one function plus its declaration: a toy method from the user's own
+    # module runs through the similarity, tree and score stages, bootstrap included
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "toy_plugin.py").write_text(TOY_PLUGIN)
+    toy = dict(cfg, similarity={**cfg["similarity"], "plugins": ["toy_plugin"],
+                                "methods": [*cfg["similarity"]["methods"], "toy_norms"]})
+    path3 = tmp_path / "toy.yaml"
+    path3.write_text(yaml.safe_dump(toy))
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "plugins")}
+    run = _run(["--cores", "2", "--configfile", str(path3), "-d", str(tmp_path)], env=env)
+    assert run.returncode == 0, run.stderr[-5000:]
+    scores = json.loads((res / "scores" / "toy_norms" / "encoder_output.json").read_text())
+    assert scores["method"] == "toy_norms" and scores["bootstrap"]["kind"] == "recompute"
+    with h5py.File(res / "similarity" / "toy_norms" / "encoder_output.h5") as f:
+        assert f["similarity"].shape == (6, 6)
+    assert "toy_norms" in set(pd.read_csv(res / "scores" / "summary.csv")["method"])
+    assert (res / "trees" / "toy_norms" / "encoder_output.nwk").exists()

@@ -60,11 +60,11 @@ def test_cka_linear_method_matches_pairwise(feats: list[np.ndarray]) -> None:
 
 
 def test_svcca_method_records_conv_mode(feats: list[np.ndarray]) -> None:
-    _, info = registry.compute_similarity("svcca", feats, conv_mode="spatial_mean")
+    _, info = registry.compute_similarity("svcca", feats, conv_mode="spatial_points")
+    assert info["conv_mode"] == "spatial_points" and info["models"][0]["n_points"] == 80 * 9
+    _, info = registry.compute_similarity("svcca", feats)  # the default is the pipeline's
     assert info["conv_mode"] == "spatial_mean"
     assert [m["n_points"] for m in info["models"]] == [80, 80, 80]
-    _, info = registry.compute_similarity("svcca", feats)
-    assert info["conv_mode"] == "spatial_points" and info["models"][0]["n_points"] == 80 * 9
     with pytest.raises(TypeError, match="whole arrays"):
         registry.compute_similarity("svcca", [iter_column_blocks(f, 4) for f in feats])
 
@@ -82,7 +82,7 @@ def test_hdf5_layer_source(tmp_path, feats: list[np.ndarray]) -> None:
 
 
 def test_register_decorator_and_duplicates() -> None:
-    @registry.register("test_dummy_method", kind="features", replace=True)
+    @registry.register("test_dummy_method", replace=True)
     def dummy(features, scale: float = 1.0):
         """Dummy method for the test."""
         n = len(features)
@@ -104,7 +104,8 @@ def test_plugin_module_registers_on_lookup(monkeypatch: pytest.MonkeyPatch) -> N
     code = (
         "import numpy as np\n"
         "from tasksim.similarity.registry import register\n"
-        "@register('attribution_saliency', kind='attribution', replace=True)\n"
+        "@register('attribution_saliency', reads='attribution_maps', section='attribution', "
+        "bootstrap='per_image', layers=('input',), replace=True)\n"
         "def saliency(features, **options):\n"
         "    return np.eye(len(features)), {'method': 'attribution_saliency'}\n"
     )

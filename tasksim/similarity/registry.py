@@ -3,13 +3,17 @@
 A method is a function ``fn(features, **options) -> (matrix, info)``: ``features`` is a sequence
 with one feature source per model (same probe images, same order), ``matrix`` the ``[M, M]``
 model x model similarity (symmetric, unit diagonal) and ``info`` a JSON-serialisable dict of
-what was done (options, sizes, caps). Adding a method is one decorated function here or in any
-other module, plus one entry (its name and options) in the pipeline configuration::
+what was done (options, sizes, caps). :func:`register` declares the method once, with what the
+pipeline needs to know about it (:class:`MethodSpec`: what its rule reads, the configuration
+section of its options, its layers, how the bootstrap rebuilds it). The configuration schema's
+method list, the rules' wildcards, the scores stage and the bootstrap all read this table, so
+adding a method is one decorated function plus, if it has options, their keys (named like the
+function's keywords, with the same defaults) in the schema section::
 
     from tasksim.similarity.registry import register
 
-    @register("attribution_saliency", kind="attribution")
-    def saliency_similarity(features, **options):
+    @register("cka_quadratic", section="cka", bootstrap="recompute")
+    def cka_quadratic(features, debiased=False, names=None):
         ...
         return matrix, info
 
@@ -41,35 +45,87 @@ from . import rsa as _rsa
 
 MethodFn = Callable[..., tuple[np.ndarray, dict[str, Any]]]
 
+#: Feature columns per block when Gram matrices are accumulated (``similarity.rsa.block_size``).
+DEFAULT_BLOCK_SIZE = 65536
+
 #: Modules imported lazily to register further methods (attribution maps).
 PLUGIN_MODULES: tuple[str, ...] = ("tasksim.attribution",)
 
 
+#: What a method's pipeline rule reads (docs/architecture.md): stored activations of one layer,
+#: stored RDMs of one layer, or stored attribution maps.
+READS: tuple[str, ...] = ("activations", "rdms", "attribution_maps")
+#: How the scores stage rebuilds a method's matrix on images resampled with replacement:
+#: ``rdms`` (stored RDMs, image pairs resampled), ``per_image`` (stored per-image similarities,
+#: averaged over the resampled images), ``grams`` (feature Gram matrices of the activations,
+#: resampled and re-centred), ``recompute`` (the method run again on resampled activations).
+BOOTSTRAPS: tuple[str, ...] = ("rdms", "per_image", "grams", "recompute")
+
+
 @dataclass(frozen=True)
 class MethodSpec:
-    """A registered similarity method."""
+    """One similarity method: the method table's entry, declared once with :func:`register`.
+
+    ``section`` names the configuration section ``similarity.<section>`` holding the method's
+    options (keys equal to the function's keyword names; schema defaults equal to the
+    function's) and, unless ``layers`` fixes them, its ``layers``. ``reads`` says what the
+    pipeline's rule feeds it. ``from_stored`` is the method's second step, from one
+    intermediate per model to the matrix, where it has one: for RSA the stored RDMs (the
+    pipeline's ``rdms`` rule stores them), for CKA the centred Gram matrices (which the
+    bootstrap resamples); ``fn`` is the per-model step followed by ``from_stored``.
+    """
 
     name: str
     fn: MethodFn
-    kind: str  # "features" (activations of a layer) or "attribution" (attribution maps)
+    reads: str
+    section: str
+    bootstrap: str
     description: str
+    family: str = "label-free"
+    layers: tuple[str, ...] | None = None
+    from_stored: Callable[..., np.ndarray] | None = None
+
+    @property
+    def kind(self) -> str:
+        """``attribution`` (reads attribution maps) or ``features`` (reads activations)."""
+        return "attribution" if self.reads == "attribution_maps" else "features"
+
+    def options(self) -> dict[str, Any]:
+        """Keyword options of the function with their defaults (its signature)."""
+        return _signature_options(self.fn)
 
 
 REGISTRY: dict[str, MethodSpec] = {}
 
 
-def register(name: str, *, kind: str = "features", description: str = "",
-             replace: bool = False) -> Callable[[MethodFn], MethodFn]:
-    """Decorator registering ``fn`` under ``name`` (refuses duplicates unless ``replace``)."""
+def register(name: str, *, reads: str = "activations", section: str | None = None,
+             bootstrap: str = "recompute", layers: tuple[str, ...] | None = None,
+             family: str = "label-free", from_stored: Callable[..., np.ndarray] | None = None,
+             description: str = "", replace: bool = False) -> Callable[[MethodFn], MethodFn]:
+    """Decorator declaring ``fn`` as method ``name`` (refuses duplicates unless ``replace``).
+
+    ``section`` defaults to ``name``. See :class:`MethodSpec` for the fields."""
+    if reads not in READS:
+        raise ValueError(f"method {name!r}: reads must be one of {READS}, got {reads!r}")
+    if bootstrap not in BOOTSTRAPS:
+        raise ValueError(f"method {name!r}: bootstrap must be one of {BOOTSTRAPS}, got {bootstrap!r}")
+    if (reads == "rdms" or bootstrap in ("rdms", "grams")) and from_stored is None:
+        raise ValueError(f"method {name!r} reads RDMs or resamples Gram matrices and needs from_stored")
 
     def deco(fn: MethodFn) -> MethodFn:
         if name in REGISTRY and not replace and REGISTRY[name].fn is not fn:
             raise ValueError(f"similarity method {name!r} is already registered")
         doc = description or next(iter((fn.__doc__ or "").strip().splitlines()), "")
-        REGISTRY[name] = MethodSpec(name, fn, kind, doc)
+        REGISTRY[name] = MethodSpec(name, fn, reads, section or name, bootstrap, doc, family,
+                                    tuple(layers) if layers is not None else None, from_stored)
         return fn
 
     return deco
+
+
+def unregister(name: str) -> None:
+    """Remove method ``name`` (tests registering a toy method clean up with it)."""
+    REGISTRY.pop(name, None)
 
 
 def _load_plugins() -> None:
@@ -79,6 +135,17 @@ def _load_plugins() -> None:
         except ModuleNotFoundError as err:
             if err.name != mod:  # the plugin exists but one of its imports is missing
                 raise
+
+
+def import_plugins(modules: Sequence[str], key: str = "similarity.plugins") -> None:
+    """Import the user's modules that register further methods (configuration ``key``); a module
+    that cannot be imported fails naming it and the key."""
+    for mod in modules:
+        try:
+            importlib.import_module(mod)
+        except ImportError as err:
+            raise ImportError(f"config key {key}: cannot import method module {mod!r} ({err}); "
+                              f"it must be importable from the working directory or PYTHONPATH") from err
 
 
 def get_method(name: str) -> MethodSpec:
@@ -99,17 +166,27 @@ def available_methods(kind: str | None = None) -> list[str]:
 
 
 #: Parameters of a method function that are not options (inputs and bookkeeping).
-_NOT_OPTIONS: frozenset[str] = frozenset({"features", "names"})
+_NOT_OPTIONS: frozenset[str] = frozenset({"features", "maps", "names", "keep_rdms", "compute_dtype"})
+
+
+def _signature_options(fn: Callable[..., Any]) -> dict[str, Any]:
+    import inspect
+
+    params = inspect.signature(fn).parameters
+    return {p.name: p.default for p in params.values()
+            if p.name not in _NOT_OPTIONS and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            and p.default is not p.empty}
 
 
 def method_options(name: str) -> dict[str, Any]:
     """Keyword options of method ``name`` with their defaults (from its function signature)."""
-    import inspect
+    return get_method(name).options()
 
-    params = inspect.signature(get_method(name).fn).parameters
-    return {p.name: p.default for p in params.values()
-            if p.name not in _NOT_OPTIONS and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-            and p.default is not p.empty}
+
+def methods_reading(reads: str) -> list[str]:
+    """Names of the registered methods whose pipeline rule reads ``reads`` (plugins included)."""
+    _load_plugins()
+    return sorted(n for n, s in REGISTRY.items() if s.reads == reads)
 
 
 def compute_similarity(name: str, features: Sequence[Any], **options: Any) -> tuple[np.ndarray, dict[str, Any]]:
@@ -137,7 +214,7 @@ def hdf5_layer(path: str | os.PathLike[str], layer: str, locking: bool | None = 
     return load
 
 
-def resolve_source(source: Any) -> np.ndarray | Iterable[np.ndarray]:
+def load_source(source: Any) -> np.ndarray | Iterable[np.ndarray]:
     """An array (for array-like sources) or the iterable of column blocks itself."""
     while callable(source) and not hasattr(source, "shape"):
         source = source()
@@ -148,17 +225,17 @@ def resolve_source(source: Any) -> np.ndarray | Iterable[np.ndarray]:
     raise TypeError(f"unsupported feature source of type {type(source).__name__}")
 
 
-def _blocks(source: Any, block_columns: int | None) -> Iterator[np.ndarray] | Iterable[np.ndarray]:
-    s = resolve_source(source)
+def _blocks(source: Any, block_size: int | None) -> Iterator[np.ndarray] | Iterable[np.ndarray]:
+    s = load_source(source)
     if isinstance(s, np.ndarray):
         if s.ndim < 2:
             raise ValueError(f"features must be [N, ...], got shape {s.shape}")
-        return _rsa.iter_column_blocks(s, block_columns)
+        return _rsa.iter_column_blocks(s, block_size)
     return s
 
 
 def _array(source: Any, method: str) -> np.ndarray:
-    s = resolve_source(source)
+    s = load_source(source)
     if not isinstance(s, np.ndarray):
         raise TypeError(f"{method} needs whole arrays per model, not column-block streams")
     return s
@@ -181,10 +258,24 @@ def _names(names: Sequence[str] | None, m: int) -> list[str]:
 # the feature-based methods
 
 
-@register("rsa")
+def rsa_rdm(source: Any, normalization: str = "center", distance: str = "pearson",
+            block_size: int | None = DEFAULT_BLOCK_SIZE, compute_dtype: str | None = None,
+            name: str = "model") -> tuple[np.ndarray, int]:
+    """``(RDM [N, N], number of features)`` of one model's feature source (the per-model step of
+    RSA, which the pipeline's ``rdms`` rule stores)."""
+    stats = _per_model(name, _rsa.accumulate_gram, _blocks(source, block_size), normalization,
+                       compute_dtype)
+    return _per_model(name, _rsa.rdm_from_gram, stats, distance), stats.n_features
+
+
+def rsa_from_rdms(rdms: Sequence[np.ndarray] | np.ndarray, comparison: str = "spearman") -> np.ndarray:
+    """``[M, M]`` RSA matrix of M stored RDMs: correlation of their upper triangles."""
+    return _rsa.rsa_matrix(rdms, comparison)  # type: ignore[arg-type]
+
+
 def rsa_method(
     features: Sequence[Any], normalization: str = "center", distance: str = "pearson",
-    compare: str = "spearman", block_columns: int | None = None,
+    comparison: str = "spearman", block_size: int | None = DEFAULT_BLOCK_SIZE,
     keep_rdms: bool = False, names: Sequence[str] | None = None, compute_dtype: str | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """RSA: per-model RDM (streamed), then correlation of RDM upper triangles.
@@ -194,56 +285,73 @@ def rsa_method(
     rdms = []
     n_features = []
     for src, label in zip(features, _names(names, len(features)), strict=True):
-        stats = _per_model(label, _rsa.accumulate_gram, _blocks(src, block_columns), normalization,
-                           compute_dtype)
-        rdms.append(_per_model(label, _rsa.rdm_from_gram, stats, distance))
-        n_features.append(stats.n_features)
-    matrix = _rsa.rsa_matrix(rdms, compare)  # type: ignore[arg-type]
+        r, d = rsa_rdm(src, normalization, distance, block_size, compute_dtype, label)
+        rdms.append(r)
+        n_features.append(d)
+    matrix = rsa_from_rdms(rdms, comparison)
     info: dict[str, Any] = {
-        "method": "rsa", "normalization": normalization, "distance": distance, "compare": compare,
-        "n_models": len(rdms), "n_images": int(rdms[0].shape[0]), "n_features": n_features,
-        "names": _names(names, len(rdms)),
+        "method": "rsa", "normalization": normalization, "distance": distance,
+        "comparison": comparison, "n_models": len(rdms), "n_images": int(rdms[0].shape[0]),
+        "n_features": n_features, "names": _names(names, len(rdms)),
     }
     if keep_rdms:
         info["rdms"] = np.stack(rdms)
     return matrix, info
 
 
-def _centred_grams(features: Sequence[Any], block_columns: int | None,
+register("rsa", reads="rdms", bootstrap="rdms", from_stored=rsa_from_rdms)(rsa_method)
+
+
+def _centred_grams(features: Sequence[Any], block_size: int | None,
                    names: Sequence[str]) -> tuple[list[np.ndarray], list[int]]:
     grams, dims = [], []
     for src, label in zip(features, names, strict=True):
-        stats = _per_model(label, _rsa.accumulate_gram, _blocks(src, block_columns), "center")
+        stats = _per_model(label, _rsa.accumulate_gram, _blocks(src, block_size), "center")
         grams.append(stats.gram)
         dims.append(stats.n_features)
     return grams, dims
 
 
-@register("cka_linear")
+def cka_linear_from_grams(grams: Sequence[np.ndarray], debiased: bool = False,
+                          names: Sequence[str] | None = None) -> np.ndarray:
+    """``[M, M]`` linear CKA of M centred Gram matrices."""
+    return _cka.cka_matrix(list(grams), debiased, _names(names, len(grams)))
+
+
+def cka_rbf_from_grams(grams: Sequence[np.ndarray], rbf_threshold: float = 0.5, debiased: bool = False,
+                       names: Sequence[str] | None = None) -> np.ndarray:
+    """``[M, M]`` RBF CKA from M centred linear Gram matrices (bandwidth ``rbf_threshold`` x the
+    median pairwise distance per model)."""
+    labels = _names(names, len(grams))
+    kernels = [_per_model(lab, _cka.gram_rbf_from_linear, g, rbf_threshold)
+               for g, lab in zip(grams, labels, strict=True)]
+    return _cka.cka_matrix(kernels, debiased, labels)
+
+
+@register("cka_linear", section="cka", bootstrap="grams", from_stored=cka_linear_from_grams)
 def cka_linear_method(
-    features: Sequence[Any], debiased: bool = False, block_columns: int | None = None,
+    features: Sequence[Any], debiased: bool = False, block_size: int | None = DEFAULT_BLOCK_SIZE,
     names: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Linear CKA (biased or debiased HSIC) from streamed Gram matrices."""
     labels = _names(names, len(features))
-    grams, dims = _centred_grams(features, block_columns, labels)
-    matrix = _cka.cka_matrix(grams, debiased, labels)
+    grams, dims = _centred_grams(features, block_size, labels)
+    matrix = cka_linear_from_grams(grams, debiased, labels)
     return matrix, {"method": "cka_linear", "debiased": debiased, "n_models": len(grams),
                     "n_images": int(grams[0].shape[0]), "n_features": dims,
                     "names": _names(names, len(grams))}
 
 
-@register("cka_rbf")
+@register("cka_rbf", section="cka", bootstrap="grams", from_stored=cka_rbf_from_grams)
 def cka_rbf_method(
-    features: Sequence[Any], threshold: float = 0.5, debiased: bool = False,
-    block_columns: int | None = None, names: Sequence[str] | None = None,
+    features: Sequence[Any], rbf_threshold: float = 0.5, debiased: bool = False,
+    block_size: int | None = DEFAULT_BLOCK_SIZE, names: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """RBF CKA, bandwidth ``threshold`` x median pairwise distance per model."""
+    """RBF CKA, bandwidth ``rbf_threshold`` x median pairwise distance per model."""
     labels = _names(names, len(features))
-    grams, dims = _centred_grams(features, block_columns, labels)
-    kernels = [_per_model(lab, _cka.gram_rbf_from_linear, g, threshold) for g, lab in zip(grams, labels, strict=True)]
-    matrix = _cka.cka_matrix(kernels, debiased, labels)
-    return matrix, {"method": "cka_rbf", "threshold": threshold, "debiased": debiased,
+    grams, dims = _centred_grams(features, block_size, labels)
+    matrix = cka_rbf_from_grams(grams, rbf_threshold, debiased, labels)
+    return matrix, {"method": "cka_rbf", "rbf_threshold": rbf_threshold, "debiased": debiased,
                     "n_models": len(grams), "n_images": int(grams[0].shape[0]), "n_features": dims,
                     "names": _names(names, len(grams))}
 
@@ -261,20 +369,20 @@ def _cca_method(method: str, features: Sequence[Any], keep: float | int, max_dim
     return matrix, info
 
 
-@register("svcca")
+@register("svcca", section="cca")
 def svcca_method(
     features: Sequence[Any], keep: float | int = _cca.DEFAULT_KEEP,
-    max_dim_ratio: float = _cca.DEFAULT_MAX_DIM_RATIO, conv_mode: str = "spatial_points",
+    max_dim_ratio: float = _cca.DEFAULT_MAX_DIM_RATIO, conv_mode: str = "spatial_mean",
     names: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """SVCCA: mean canonical correlation of the SVD-reduced representations."""
     return _cca_method("svcca", features, keep, max_dim_ratio, conv_mode, names)
 
 
-@register("pwcca")
+@register("pwcca", section="cca")
 def pwcca_method(
     features: Sequence[Any], keep: float | int = _cca.DEFAULT_KEEP,
-    max_dim_ratio: float = _cca.DEFAULT_MAX_DIM_RATIO, conv_mode: str = "spatial_points",
+    max_dim_ratio: float = _cca.DEFAULT_MAX_DIM_RATIO, conv_mode: str = "spatial_mean",
     names: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """PWCCA: projection-weighted mean canonical correlation (Morcos et al. 2018)."""

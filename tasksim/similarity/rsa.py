@@ -348,16 +348,15 @@ def _triangles(rdms: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
     return np.stack([upper_triangle(np.asarray(r, dtype=np.float64)) for r in rdms])
 
 
-def rsa_matrix(rdms: Sequence[np.ndarray] | np.ndarray, method: CompareMethod = "spearman") -> np.ndarray:
-    """Model x model similarity ``[M, M]`` of ``M`` RDMs (each ``[N, N]``).
+def compare_triangles(v: np.ndarray, method: CompareMethod = "spearman") -> np.ndarray:
+    """``[M, M]`` correlations of M RDM triangles given as rows of ``v [M, P]``.
 
-    ``spearman`` / ``pearson``: each upper triangle is ranked (Spearman) and standardised once,
-    then all correlations come from one matrix product (``O(M P log P + M^2 P)`` for
-    ``P = N (N - 1) / 2`` pairs). ``kendall_taua``: ``O(M^2 P log P)`` with :func:`kendall_tau_a`.
-    The result is symmetric with an exact unit diagonal.
+    ``spearman`` / ``pearson``: each row is ranked (Spearman) and standardised once, then all
+    correlations come from one matrix product (``O(M P log P + M^2 P)``). ``kendall_taua``:
+    ``O(M^2 P log P)`` with :func:`kendall_tau_a`. Symmetric with an exact unit diagonal.
     """
     _check_choice(method, COMPARE_METHODS, "RDM comparison method")
-    v = _triangles(rdms)
+    v = np.asarray(v, dtype=np.float64)
     m = v.shape[0]
     if method == "kendall_taua":
         out = np.eye(m)
@@ -372,6 +371,12 @@ def rsa_matrix(rdms: Sequence[np.ndarray] | np.ndarray, method: CompareMethod = 
     out = (out + out.T) / 2.0
     np.fill_diagonal(out, 1.0)
     return out
+
+
+def rsa_matrix(rdms: Sequence[np.ndarray] | np.ndarray, method: CompareMethod = "spearman") -> np.ndarray:
+    """Model x model similarity ``[M, M]`` of ``M`` RDMs (each ``[N, N]``): the correlation of
+    their strict upper triangles (:func:`compare_triangles`)."""
+    return compare_triangles(_triangles(rdms), method)
 
 
 def compare_rdms(a: np.ndarray, b: np.ndarray, method: CompareMethod = "spearman") -> float:

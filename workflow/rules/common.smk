@@ -1,13 +1,20 @@
-# Shared helpers: validated config, paths, target lists. Rules only wire files together.
+# Shared helpers: the resolved config, paths, target lists. Rules only wire files together.
 import os
 
-from tasksim.config import model_names, validate_config
+from tasksim.config import (
+    analyses as config_analyses,
+    method_layers,
+    model_names,
+    resolve,
+)
 from tasksim.snakeutils import code_digest, result_options
 from tasksim.runlock import hold_run_lock, release_run_lock
 
-_validated = validate_config(config)
+# The one resolution of the configuration (validation, cross-key checks, derived keys); the rule
+# files only read it from here on.
+_resolved = resolve(config)
 config.clear()
-config.update(_validated)
+config.update(_resolved)
 
 DATA = config["data_dir"]
 RESULTS = config["results_dir"]
@@ -19,9 +26,6 @@ PROBE = f"{DATA}/probe/{config['probe']['name']}.h5"
 REPORT_FRONT_PAGE = f"{RESULTS}/scores/report_front_page.rst"
 PROBE_URL_LIST = f"{DATA}/probe/{config['probe']['name']}.urls.txt"
 STANDIN_MANIFEST = f"{DATA}/standin/SHA256SUMS"
-if config["standin"]["enabled"]:
-    config["taskonomy"]["weights_source"] = f"{DATA}/standin/"
-    config["taskonomy"]["weights_manifest"] = STANDIN_MANIFEST
 
 
 wildcard_constraints:
@@ -68,41 +72,9 @@ def activation_file(model):
     return f"{RESULTS}/activations/{model}.h5"
 
 
-def all_targets():
-    targets = [activation_file(m) for m in MODELS]
-    for extra in TARGET_HOOKS:
-        targets += extra()
-    return targets
-
-
-ATTRIBUTION_KINDS = {
-    "attribution_saliency": "saliency",
-    "attribution_gradxinput": "gradxinput",
-    "attribution_elrp": "elrp",
-}
-
-
-def method_layers(method):
-    """Layers analysed by one similarity method."""
-    sim = config["similarity"]
-    if method == "rsa":
-        return sim["rsa"]["layers"]
-    if method in ("svcca", "pwcca"):
-        return sim["cca"]["layers"]
-    if method in ("cka_linear", "cka_rbf"):
-        return sim["cka"]["layers"]
-    if method in ATTRIBUTION_KINDS:
-        return ["input"]
-    raise ValueError(f"unknown similarity method {method!r}")
-
-
 def analyses():
     """All (method, layer) pairs of the configuration, in config order."""
-    return [
-        (m, layer)
-        for m in config["similarity"]["methods"]
-        for layer in method_layers(m)
-    ]
+    return config_analyses(config)
 
 
 def similarity_file(method, layer, ext="h5"):
@@ -111,3 +83,13 @@ def similarity_file(method, layer, ext="h5"):
 
 # Later rule files append functions returning their final outputs.
 TARGET_HOOKS = []
+
+
+def all_targets():
+    """Every final output of the run: the activations, then what each stage's rule file adds
+    (similarity matrices, Mini-Taskonomy's measured transfer, trees, scores, figures).
+    """
+    targets = [activation_file(m) for m in MODELS]
+    for extra in TARGET_HOOKS:
+        targets += extra()
+    return targets

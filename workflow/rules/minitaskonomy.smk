@@ -4,9 +4,11 @@
 # come from mt_train_encoder (which outranks download_weights for data_dir/weights/<task>.pth),
 # and the taxonomy stage scores every similarity method against the measured affinity.
 # Science: tasksim.scenes, tasksim.minitaskonomy; glue: scripts/mt_*.py.
-# Included after common.smk and before zoo.smk (it rewrites the model list they use).
+# The models and ground truth it implies are set once by tasksim.config.resolve (common.smk).
+from tasksim.minitaskonomy import layout as mt_layout
+
 MT = config["minitaskonomy"]
-MT_DIR = f"{DATA}/minitaskonomy"
+MT_DIR = mt_layout.stage_dir(DATA)
 MT_TASKS = list(MT["tasks"])
 MT_SOURCES = MT_TASKS + ["pixels", "random"]
 MT_SPLITS = (
@@ -16,50 +18,13 @@ MT_SPLITS = (
         "test": (MT["n_train"] + MT["n_transfer"], MT["n_test"]),
     }
 )
-MT_FILES = {
-    "losses": f"{MT_DIR}/transfer/losses.npz",
-    "affinity": f"{MT_DIR}/affinity.csv",
-    "affinity_pkl": f"{MT_DIR}/all_affinities.pkl",
-    "wins_vs_pixels": f"{MT_DIR}/wins_vs_pixels.csv",
-    "wins_vs_pixels_pkl": f"{MT_DIR}/wins_vs_pixels.pkl",
-}
+MT_FILES = mt_layout.files(DATA)
+MT_SCENES = mt_layout.scenes(DATA)
 
 
-MT_SCENES = {split: f"{MT_DIR}/scenes_{split}.h5" for split in MT_SPLITS}
-
-
+# With minitaskonomy.enabled the resolved config's models are the mini encoders, whose weights
+# this file trains (tasksim.config.resolve); otherwise weights are downloaded.
 if MT["enabled"]:
-    from tasksim.minitaskonomy import BUILDER as MT_BUILDER, ENCODER_LAYERS as MT_LAYERS
-
-    # The mini encoders replace the Taskonomy encoders (same canonical task names, so the
-    # measured affinity's rows and columns match the model names).
-    config["tasks"] = []
-    config["models"] = [
-        {
-            "name": t,
-            "builder": MT_BUILDER,
-            "builder_kwargs": {},
-            "weights": f"{DATA}/weights/{t}.pth",
-            "sha256": None,
-            "layers": list(MT_LAYERS),
-            "low_saturation": False,
-            "resolution": MT["resolution"],
-        }
-        for t in MT_TASKS
-    ]
-    MODELS = model_names(config)
-    config["taxonomy"]["groundtruth"] = "minitaskonomy"
-    config["taxonomy"]["groundtruth_csv"] = MT_FILES["affinity"]
-    config["taxonomy"]["groundtruth_wins_csv"] = MT_FILES["wins_vs_pixels"]
-    if config["preprocessing"]["resolution"] != MT["resolution"]:
-        raise ValueError(
-            f"config minitaskonomy.resolution ({MT['resolution']}) must equal "
-            f"preprocessing.resolution ({config['preprocessing']['resolution']}): the "
-            "probe images are fed to the encoders at the resolution they were trained on"
-        )
-
-    wildcard_constraints:
-        model="|".join(MODELS),
 
     ruleorder: mt_train_encoder > download_weights
 

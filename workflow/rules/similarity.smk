@@ -29,16 +29,18 @@ rule rsa_similarity:
     input:
         rdms=expand(f"{RESULTS}/rdms/{{model}}.h5", model=MODELS),
     output:
-        h5=f"{RESULTS}/similarity/rsa/{{layer}}.h5",
+        h5=f"{RESULTS}/similarity/{{method}}/{{layer}}.h5",
         csv=report(
-            f"{RESULTS}/similarity/rsa/{{layer}}.csv",
+            f"{RESULTS}/similarity/{{method}}/{{layer}}.csv",
             caption="../report/similarity.rst",
             category="Similarity matrices",
-            subcategory="rsa",
-            labels={"method": "rsa", "layer": "{layer}"},
+            subcategory="{method}",
+            labels={"method": "{method}", "layer": "{layer}"},
         ),
     log:
-        f"{LOGS}/similarity/rsa/{{layer}}.log",
+        f"{LOGS}/similarity/{{method}}/{{layer}}.log",
+    wildcard_constraints:
+        method=method_constraint("rdms"),
     conda:
         "../envs/tasksim.yaml"
     threads: 2
@@ -48,8 +50,7 @@ rule rsa_similarity:
     params:
         code=script_code("rsa_similarity"),
         models=MODELS,
-        compare=SIM["rsa"]["comparison"],
-        options=SIM["rsa"],
+        options=lambda wc: method_options(config, wc.method),
     script:
         "../../scripts/rsa_similarity.py"
 
@@ -71,7 +72,7 @@ rule feature_similarity:
     benchmark:
         f"{BENCH}/similarity/{{method}}/{{layer}}.tsv"
     wildcard_constraints:
-        method="svcca|pwcca|cka_linear|cka_rbf",
+        method=method_constraint("activations"),
     conda:
         "../envs/tasksim.yaml"
     threads: 2
@@ -81,7 +82,7 @@ rule feature_similarity:
     params:
         code=script_code("feature_similarity"),
         models=MODELS,
-        options=lambda wc: feature_options(wc.method),
+        options=lambda wc: method_options(config, wc.method),
     script:
         "../../scripts/feature_similarity.py"
 
@@ -128,7 +129,7 @@ rule attribution_similarity:
     log:
         f"{LOGS}/similarity/{{method}}/input.log",
     wildcard_constraints:
-        method="attribution_saliency|attribution_gradxinput|attribution_elrp",
+        method=method_constraint("attribution_maps"),
     conda:
         "../envs/tasksim.yaml"
     threads: 1
@@ -138,8 +139,8 @@ rule attribution_similarity:
     params:
         code=script_code("attribution_similarity"),
         models=MODELS,
-        kind=lambda wc: ATTRIBUTION_KINDS[wc.method],
-        options=result_options(SIM["attribution"]),
+        kind=lambda wc: map_kind(wc.method),
+        options=lambda wc: method_options(config, wc.method),
     script:
         "../../scripts/attribution_similarity.py"
 

@@ -1,19 +1,14 @@
 # Helper functions and constants of similarity.smk (kept apart: Snakemake style keeps rules and functions in separate files).
+from tasksim.attribution import map_kind
+from tasksim.config import method_options
+from tasksim.similarity.registry import methods_reading
+
 SIM = config["similarity"]
-FEATURE_METHODS = [
-    m for m in SIM["methods"] if m in ("svcca", "pwcca", "cka_linear", "cka_rbf")
-]
-ATTR_METHODS = [m for m in SIM["methods"] if m in ATTRIBUTION_KINDS]
-ATTR_KINDS = [ATTRIBUTION_KINDS[m] for m in ATTR_METHODS]
+# Which rule runs a method comes from what its entry in the method table reads.
+READS = {r: methods_reading(r) for r in ("activations", "rdms", "attribution_maps")}
+ATTR_KINDS = [map_kind(m) for m in SIM["methods"] if m in READS["attribution_maps"]]
 
 
-def feature_options(method):
-    """Options of a feature method, as the registry functions take them."""
-    if method in ("svcca", "pwcca"):
-        c = SIM["cca"]
-        return {"keep": c["k"] if c["k"] else c["variance"], "conv_mode": c["mode"]}
-    c = SIM["cka"]
-    opts = {"debiased": c["debiased"]}
-    if method == "cka_rbf":
-        opts["threshold"] = c["rbf_threshold"]
-    return opts
+def method_constraint(reads):
+    """Wildcard constraint: the registered methods whose rule reads ``reads``."""
+    return "|".join(READS[reads]) or "no-such-method"

@@ -119,7 +119,7 @@ rule scores:
         method=lambda wc: wc.method,
         layer=lambda wc: wc.layer,
         models=MODELS,
-        options=lambda wc: taxonomy_options(wc.method),
+        options=lambda wc: method_options(config, wc.method),
         taxonomy=result_options(TAX),
     script:
         "../../scripts/scores.py"

@@ -1,7 +1,9 @@
 # Helper functions and constants of taxonomy.smk (kept apart: Snakemake style keeps rules and functions in separate files).
 import os
 
+from tasksim.config import method_options
 from tasksim.groundtruth import KINDS as GT_KINDS, VARIANTS as GT_VARIANTS
+from tasksim.similarity.registry import get_method
 
 TAX = config["taxonomy"]
 GT_KIND = TAX["groundtruth"]
@@ -13,12 +15,6 @@ GT_FILES = {
 FIG = f"{RESULTS}/figures"
 TAX_METHODS = list(dict.fromkeys(m for m, _ in analyses()))
 TREE_OPTS = {k: TAX[k] for k in ("linkage", "distance", "optimal_ordering")}
-
-if GT_KIND == "minitaskonomy" and not TAX["groundtruth_csv"]:
-    raise ValueError(
-        "config taxonomy.groundtruth = minitaskonomy needs taxonomy.groundtruth_csv "
-        "(a source x target affinity CSV)"
-    )
 
 
 wildcard_constraints:
@@ -44,33 +40,19 @@ def groundtruth_inputs():
     return out
 
 
-def taxonomy_options(method):
-    """The similarity options the bootstrap must reproduce (same mapping as similarity.smk)."""
-    sim = config["similarity"]
-    if method == "rsa":
-        return {"comparison": sim["rsa"]["comparison"]}
-    if method in ("svcca", "pwcca"):
-        c = sim["cca"]
-        return {"keep": c["k"] if c["k"] else c["variance"], "conv_mode": c["mode"]}
-    if method in ("cka_linear", "cka_rbf"):
-        c = sim["cka"]
-        return {"debiased": c["debiased"], "threshold": c["rbf_threshold"]}
-    return {}
-
-
 def scores_inputs(wildcards):
+    """The matrix, the ground truth, and what the method's bootstrap resamples (its table entry
+    says which: stored RDMs, the per-image values inside the matrix file, or activations).
+    """
     inputs = {
         "similarity": similarity_file(wildcards.method, wildcards.layer),
         "reference": reference_tree_file(),
         **groundtruth_inputs(),
     }
-    m = wildcards.method
-    if m == "rsa" and TAX["n_bootstrap"] > 0:
+    bootstrap = get_method(wildcards.method).bootstrap
+    if bootstrap == "rdms" and TAX["n_bootstrap"] > 0:
         inputs["rdms"] = [f"{RESULTS}/rdms/{x}.h5" for x in MODELS]
-    elif (
-        m in ("svcca", "pwcca", "cka_linear", "cka_rbf")
-        and TAX["n_bootstrap_recompute"] > 0
-    ):
+    elif bootstrap in ("grams", "recompute") and TAX["n_bootstrap_recompute"] > 0:
         inputs["activations"] = [activation_file(x) for x in MODELS]
     return inputs
 
@@ -85,10 +67,10 @@ def analysis_figures(kind):
 
 def svcca_vs_attribution():
     methods = config["similarity"]["methods"]
-    attr = [m for m in methods if m.startswith("attribution_")]
-    if "svcca" not in methods or not attr or not config["similarity"]["cca"]["layers"]:
+    attr = [m for m in methods if get_method(m).reads == "attribution_maps"]
+    if "svcca" not in methods or not attr or not method_layers(config, "svcca"):
         return None
-    return config["similarity"]["cca"]["layers"][0], attr
+    return method_layers(config, "svcca")[0], attr
 
 
 def taxonomy_targets():
