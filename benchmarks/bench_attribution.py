@@ -4,7 +4,7 @@ Same TaskonomyEncoder (raw code, ``normalize_outputs=False``), same batch size, 
 ``torch.set_num_threads(2)``. Both paths are timed interleaved in every round (the CPU is shared
 with other jobs, so interleaving keeps the comparison fair); the median over rounds is reported.
 Variants: fp32 (contiguous), fp32 channels_last, fp32 with batch norm folded into the convolutions
-(``fold_batchnorm``), the latter in channels_last (forward only), and bf16 autocast in channels_last
+(``folded_for_attribution``), the latter in channels_last (forward only), and bf16 autocast in channels_last
 (forward timed; its maps only checked). For every variant the per-image cosine of its maps with the
 fp32 maps is printed: a variant is acceptable for attribution only if every cosine is >= 0.999.
 
@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from visualpriors.taskonomy_network import TaskonomyEncoder
 
-from tasksim.attribution import attribution_maps, fold_batchnorm, per_image_cosine
+from tasksim.attribution import attribution_maps, folded_for_attribution, per_image_cosine
 
 
 def smooth_images(n: int, size: int, seed: int) -> torch.Tensor:
@@ -90,7 +90,7 @@ def main() -> None:
 
     base = build_encoder(args.weights)
     cl = copy.deepcopy(base).to(memory_format=torch.channels_last)
-    folded = fold_batchnorm(base)
+    folded = folded_for_attribution(base)
     folded_cl = copy.deepcopy(folded).to(memory_format=torch.channels_last)
     x = smooth_images(args.batch, args.size, seed=7)
     x_cl = x.contiguous(memory_format=torch.channels_last)

@@ -26,7 +26,7 @@ Cost: one forward pass and two input-only backward passes per batch (parameters 
 the graph recorded under :func:`epsilon_lrp_rules` serves both rules, the rule being chosen when
 the backward pass runs (first the ordinary gradient, for saliency and gradient*input, then
 epsilon-LRP). Fastest measured on CPU (``benchmarks/bench_attribution.py``): pass the model
-through :func:`fold_batchnorm` once (batch norm folded into the convolutions; same maps up to
+through :func:`folded_for_attribution` once (batch norm folded into the convolutions; same maps up to
 rounding, cosine >= 0.9994) and convert the folded copy and the images to channels_last; keep
 float32: bfloat16 autocast gives maps that disagree with float32 (cosine ~0.1-0.8 per image).
 
@@ -245,7 +245,7 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
-def fold_batchnorm(model: nn.Module) -> nn.Module:
+def folded_for_attribution(model: nn.Module) -> nn.Module:
     """Copy of an eval-mode model with every Conv -> BatchNorm pair folded into the convolution.
 
     The pairs come from the traced data flow (:mod:`tasksim.fold`; a model torch.fx cannot
@@ -256,7 +256,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     passes. Parameters of the copy do not require grad.
     """
     if model.training:
-        raise ValueError("fold_batchnorm needs the model in eval mode (call model.eval())")
+        raise ValueError("folded_for_attribution needs the model in eval mode (call model.eval())")
     folded = folded_copy(model)
     for p in folded.parameters():
         p.requires_grad_(False)

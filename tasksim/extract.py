@@ -29,14 +29,12 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from tasksim import __version__
 from tasksim.fold import fold_batchnorm
-from tasksim.io import NonFiniteError, open_h5, read_str, str_dataset
+from tasksim.io import NonFiniteError, open_h5, read_str, str_dataset, versions
 from tasksim.preprocess import LOW_SAT_RANGE, network_input
 from tasksim.quantize import cpu_has_vnni, quantize_residual_branches
 from tasksim.zoo import TASKONOMY_FP32_MODULES, ModelSpec, record_layers
@@ -141,12 +139,6 @@ def forward_layers(model: torch.nn.Module, layers: Mapping[str, str], x: torch.T
     with record_layers(model, layers) as store, torch.inference_mode(), islands, autocast(precision, x.device):
         model(x)
     return {k: v.float().contiguous().cpu() for k, v in store.items()}
-
-
-def versions() -> dict[str, str]:
-    """Library versions recorded in every output file."""
-    return {"tasksim": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "h5py": h5py.__version__}
 
 
 def resume_key(spec: ModelSpec, *, weights_sha256: str, probe_sha256: str, n_images: int,
@@ -343,15 +335,3 @@ def _resume_point(partial: Path, key: str, n: int, locking: bool | None) -> int:
         return 0
     return done
 
-
-def read_layer(path: str | os.PathLike[str], layer: str, dtype: str = "float32",
-               locking: bool | None = None) -> np.ndarray:
-    """One layer of an activation file as ``[N, D]`` (flattened per image)."""
-    with open_h5(path, "r", locking) as f:
-        try:
-            ds = f["layers"][layer]
-        except KeyError:
-            raise KeyError(f"activation file {path} has no layer {layer!r}; "
-                           f"it has {sorted(f['layers'])}") from None
-        arr = ds[()]
-    return arr.reshape(arr.shape[0], -1).astype(dtype, copy=False)

@@ -18,19 +18,16 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from tasksim import tasks as _tasks  # noqa: E402
 from tasksim.io import atomic_path  # noqa: E402
-from tasksim.trees import GROUP_COLOURS  # noqa: E402
+from tasksim.trees import GROUP_COLOURS, GROUP_TITLES  # noqa: E402
 from tasksim.uncertainty import format_p_value  # noqa: E402
 
 __all__ = ["new_figure", "heading", "save", "similarity_heatmap", "precision_recall_curves", "score_bars",
            "pair_scatter", "target_scatter", "group_colour"]
 
-_GROUP_TITLES = {"2D": "2D", "3D": "3D", "low_dim_geometric": "low-dim. geometric",
-                 "semantic": "semantic", "other": "other / user model"}
 
 
 def new_figure(figsize: tuple[float, float]) -> Figure:
@@ -47,6 +44,16 @@ def heading(fig: Figure, title: str, subtitle: str = "", fontsize: float = 10) -
     width = max(30, int(fig.get_figwidth() * 72 / (0.6 * fontsize)))  # characters per line
     parts = [textwrap.fill(t, width) for t in (title, subtitle) if t]
     return "\n".join(parts)
+
+
+def message_figure(title: str, message: str, figsize: tuple[float, float] = (7, 3)) -> Figure:
+    """A figure that says why there is nothing to plot (the file a rule promised still exists)."""
+    fig = new_figure(figsize)
+    ax = fig.add_subplot()
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, fontsize=8)
+    fig.suptitle(title)
+    return fig
 
 
 def save(fig: Figure, *paths: str | Path, dpi: int = 150) -> None:
@@ -70,7 +77,7 @@ def _group_legend(fig: Figure, names: Sequence[str], title: str = "task group (l
         if g not in used:
             used.append(g)
     order = [g for g in GROUP_COLOURS if g in used]
-    fig.legend(handles=[Patch(color=GROUP_COLOURS[g], label=_GROUP_TITLES[g]) for g in order],
+    fig.legend(handles=[Patch(color=GROUP_COLOURS[g], label=GROUP_TITLES[g]) for g in order],
                title=title, loc="outside lower center", ncols=len(order),
                frameon=False)
 
@@ -271,8 +278,3 @@ def target_scatter(sim: pd.DataFrame, groundtruth: pd.DataFrame, targets: Sequen
     names = list(dict.fromkeys(sources))
     _group_legend(fig, names, "source task group (point colour)")
     return fig
-
-
-def legend_line(label: str, **kw) -> Line2D:
-    """A legend handle for a line (helper for callers adding their own entries)."""
-    return Line2D([], [], label=label, **kw)

@@ -43,7 +43,8 @@ def conv_batchnorm_pairs(model: torch.nn.Module) -> list[tuple[str, str]]:
     return pairs
 
 
-def _set_submodule(model: torch.nn.Module, name: str, module: torch.nn.Module) -> None:
+def set_submodule(model: torch.nn.Module, name: str, module: torch.nn.Module) -> None:
+    """Replace the submodule at dotted path ``name`` of ``model`` by ``module``."""
     parent, _, leaf = name.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, leaf, module)
 
@@ -63,8 +64,8 @@ def fold_batchnorm(model: torch.nn.Module, keep: Collection[str] = ()) -> int:
         if conv_name in keep:
             continue
         fused = fuse_conv_bn_eval(model.get_submodule(conv_name), model.get_submodule(bn_name))
-        _set_submodule(model, conv_name, fused)
-        _set_submodule(model, bn_name, torch.nn.Identity())
+        set_submodule(model, conv_name, fused)
+        set_submodule(model, bn_name, torch.nn.Identity())
         n += 1
     return n
 

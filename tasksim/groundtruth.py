@@ -38,10 +38,11 @@ from scipy.spatial.distance import pdist
 
 from tasksim import tasks as _tasks
 from tasksim.download import ChecksumError, fetch, is_url, resolve
+from tasksim.io import sha256_file
 
 __all__ = [
     "TASKONOMY_COMMIT", "URL_TEMPLATE", "DEFAULT_SOURCE", "SHA256", "KINDS", "VARIANTS",
-    "NON_TASK_LABELS", "ChecksumError", "RestrictedUnpickler", "relpath", "sha256_file",
+    "NON_TASK_LABELS", "ChecksumError", "RestrictedUnpickler", "relpath",
     "verify_sha256", "resolve_source", "obtain", "load_pickle", "label", "pickle_label",
     "first_order_matrix", "higher_order_table", "load_matrix", "TREE_TASKS", "TREE_TARGETS",
     "taskonomy_tree_features", "taskonomy_tree",
@@ -103,15 +104,6 @@ def relpath(kind: str = "affinity", variant: str = "16k") -> str:
     if kind == "affinity":
         return f"affinities/all_affinities{suffix}.pkl"
     return f"winrates/{kind}{suffix}.pkl"
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def verify_sha256(path: Path, expected: str) -> Path:

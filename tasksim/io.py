@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,32 @@ def str_dataset(group: h5py.Group, name: str, values: list[str]) -> h5py.Dataset
     """Write a 1-D variable-length UTF-8 string dataset."""
     return group.create_dataset(name, data=np.array(values, dtype=object),
                                 dtype=h5py.string_dtype("utf-8"))
+
+
+def content_sha256(ids: Sequence[str], images: Iterable[np.ndarray]) -> str:
+    """SHA-256 over ids and image bytes in row order (UTF-8 id + NUL, then the uint8 image): the
+    identity of a probe set, recorded by every file computed from it."""
+    h = hashlib.sha256()
+    for i, img in zip(ids, images, strict=True):
+        h.update(i.encode("utf-8") + b"\0")
+        h.update(np.ascontiguousarray(img, dtype=np.uint8).tobytes())
+    return h.hexdigest()
+
+
+def versions() -> dict[str, str]:
+    """Library versions recorded in every output file (read from the installed distributions,
+    so nothing heavy is imported)."""
+    from importlib import metadata
+
+    from tasksim import __version__
+
+    out = {"tasksim": __version__}
+    for dist in ("torch", "numpy", "h5py"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:  # pragma: no cover - all are dependencies
+            out[dist] = "not installed"
+    return out
 
 
 def read_str(ds: h5py.Dataset) -> list[str]:

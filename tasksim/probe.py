@@ -149,15 +149,6 @@ def load_image(path: str | os.PathLike[str], resolution: int) -> np.ndarray:
         raise ProbeImageError(f"cannot read probe image {path}: {err}") from err
 
 
-def content_sha256(ids: Sequence[str], images: Iterable[np.ndarray]) -> str:
-    """SHA-256 over ids and image bytes in row order: the identity of a probe set."""
-    h = hashlib.sha256()
-    for i, img in zip(ids, images, strict=True):
-        h.update(i.encode("utf-8") + b"\0")
-        h.update(np.ascontiguousarray(img, dtype=np.uint8).tobytes())
-    return h.hexdigest()
-
-
 def write_probe(path: str | os.PathLike[str], ids: Sequence[str], images: Iterable[np.ndarray],
                 n: int, resolution: int, source: str, extra: Mapping[str, Any] | None = None,
                 sources: Sequence[str] | None = None) -> str:

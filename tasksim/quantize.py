@@ -39,6 +39,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tasksim.fold import set_submodule
+
 log = logging.getLogger(__name__)
 
 #: Narrowest branch (conv2 output channels) worth quantizing; Taskonomy: layer2-layer4 (128-512).
@@ -145,11 +147,6 @@ def quantizable_blocks(model: nn.Module, keep: Collection[str] = (), min_width: 
     return names
 
 
-def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
-    parent, _, leaf = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, leaf, module)
-
-
 def quantize_residual_branches(model: nn.Module, calibration: Iterable[torch.Tensor],
                                keep: Collection[str] = (), min_width: int = MIN_WIDTH) -> list[str]:
     """Replace the branches of the bottleneck blocks of an eval-mode, float32, CPU ``model`` by
@@ -178,7 +175,7 @@ def quantize_residual_branches(model: nn.Module, calibration: Iterable[torch.Ten
             example = (torch.zeros(1, block.conv1.in_channels, 8, 8),)
             observed = prepare_fx(Branch(block).eval(), mapping, example)
             blocks[name] = Int8Bottleneck(observed, block.downsample)
-            _set_submodule(model, name, blocks[name])
+            set_submodule(model, name, blocks[name])
         n = 0
         with torch.inference_mode():
             for x in calibration:

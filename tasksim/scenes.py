@@ -54,7 +54,6 @@ room_layout        [8]                  pitch, roll, sin 4yaw, cos 4yaw, camera 
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -62,6 +61,8 @@ from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
+
+from tasksim.io import content_sha256
 
 SEMANTIC_CLASSES: tuple[str, ...] = ("floor", "wall", "ceiling", "sphere", "box", "cylinder")
 OBJECT_CLASSES: tuple[str, ...] = ("none", "sphere", "box", "cylinder")
@@ -553,16 +554,6 @@ def render_rgb(n: int, size: int = 256, seed: int = 0, start: int = 0) -> np.nda
     """Images only (labels skipped) of the same scenes as :func:`render_batch`: uint8 [n,S,S,3]."""
     return np.stack([render_scene(seed, size, index=i, labels=False)["rgb"]
                      for i in range(start, start + n)])
-
-
-def content_sha256(ids: Sequence[str], images: np.ndarray) -> str:
-    """SHA-256 over the ids and image bytes in row order (UTF-8 id + NUL, then the uint8 image):
-    the same digest as :func:`tasksim.probe.content_sha256`."""
-    h = hashlib.sha256()
-    for i, img in zip(ids, images, strict=True):
-        h.update(i.encode("utf-8") + b"\0")
-        h.update(np.ascontiguousarray(img, dtype=np.uint8).tobytes())
-    return h.hexdigest()
 
 
 def write_scenes_h5(path: str | os.PathLike[str], data: dict[str, np.ndarray], seed: int,

@@ -45,8 +45,9 @@ GROUP_COLOURS: dict[str, str] = {
     "2D": "#0072B2", "3D": "#D55E00", "low_dim_geometric": "#009E73", "semantic": "#CC79A7",
     "other": "#555555",
 }
-_GROUP_TITLES = {"2D": "2D", "3D": "3D", "low_dim_geometric": "low-dim. geometric",
-                 "semantic": "semantic", "other": "other"}
+#: How figure legends name each group.
+GROUP_TITLES: dict[str, str] = {"2D": "2D", "3D": "3D", "low_dim_geometric": "low-dim. geometric",
+                                "semantic": "semantic", "other": "other / user model"}
 
 
 def similarity_distances(similarity: np.ndarray, distance: str = "rows_euclidean") -> np.ndarray:
@@ -344,7 +345,7 @@ def dendrogram_figure(z: np.ndarray, labels: Sequence[str],
     ax.set_xlabel(xlabel)
     ax.set_ylabel("task (leaf colour = task group)")
     order = [g for g in GROUP_COLOURS if g in used]
-    fig.legend(handles=[Patch(color=GROUP_COLOURS[g], label=_GROUP_TITLES[g]) for g in order],
+    fig.legend(handles=[Patch(color=GROUP_COLOURS[g], label=GROUP_TITLES[g]) for g in order],
                title="task group", loc="outside lower center", ncols=len(order), frameon=False)
     ax.spines[["top", "right", "left"]].set_visible(False)
     return fig

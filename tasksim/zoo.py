@@ -63,11 +63,6 @@ class ModelSpec:
     builder_kwargs: dict[str, Any] = field(default_factory=dict)
     origin: str = "config key tasks"  # where the model comes from, for error messages
 
-    @property
-    def weights_filename(self) -> str:
-        return self.weights.rstrip("/").rsplit("/", 1)[-1]
-
-
 # --------------------------------------------------------------------------- weights lists
 
 def official_weight_files() -> dict[str, str]:
@@ -80,13 +75,6 @@ def official_weight_files() -> dict[str, str]:
         if m:
             out[canonical(m["task"])] = fname
     return out
-
-
-def official_url_template() -> str:
-    """visualpriors' URL template for the weight files."""
-    from visualpriors.taskonomy_network import TASKONOMY_PRETRAINED_WEIGHT_URL_TEMPLATE
-
-    return TASKONOMY_PRETRAINED_WEIGHT_URL_TEMPLATE
 
 
 def sha_from_filename(name: str) -> str | None:

@@ -17,7 +17,7 @@ from tasksim.attribution import (
     attribution_maps,
     cosine_similarity_matrix,
     epsilon_lrp_rules,
-    fold_batchnorm,
+    folded_for_attribution,
     per_image_cosine,
     raw_attributions,
     to_float16,
@@ -338,7 +338,7 @@ def test_fold_batchnorm_gives_same_maps_and_leaves_model_alone(encoder: nn.Modul
     x = smooth_images(2, 64, seed=9)
     n_bn = sum(isinstance(m, nn.BatchNorm2d) for m in encoder.modules())
     state_before = {k: v.clone() for k, v in encoder.state_dict().items()}
-    folded = fold_batchnorm(encoder)
+    folded = folded_for_attribution(encoder)
     assert n_bn == 54 and not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
     assert sum(isinstance(m, nn.BatchNorm2d) for m in encoder.modules()) == n_bn
     for k, v in encoder.state_dict().items():
@@ -350,7 +350,7 @@ def test_fold_batchnorm_gives_same_maps_and_leaves_model_alone(encoder: nn.Modul
     for m in METHODS:
         assert (per_image_cosine(a[m], b[m]) > 0.999).all(), m
     with pytest.raises(ValueError, match="eval mode"):
-        fold_batchnorm(tiny_convnet().train())
+        folded_for_attribution(tiny_convnet().train())
 
 
 # ----------------------------------------------------------------------------------------------

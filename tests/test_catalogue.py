@@ -234,10 +234,10 @@ def _fake_activations(path: Path, model: str, layer_data: dict, sha: str = "ab" 
 
 
 def _read_missing_layer(tmp):
-    from tasksim.extract import read_layer
+    from tasksim.similarity.registry import hdf5_layer
 
     act = _fake_activations(tmp / "a.h5", "m", {"block1": None})
-    return lambda: read_layer(act, "block9")
+    return hdf5_layer(act, "block9")
 
 
 def _open_missing(tmp):
@@ -253,7 +253,7 @@ def _open_corrupt(tmp):
 
 def _write_matrix(matrix: np.ndarray, models: list[str]):
     def setup(tmp):
-        from tasksim.stages import write_similarity
+        from tasksim.similarity.files import write_similarity
 
         return lambda: write_similarity(tmp / "m.h5", tmp / "m.csv", matrix, models, "cka_linear",
                                         "enc", {}, "ab" * 32, 8)
@@ -265,14 +265,14 @@ _NAN[1, 2] = _NAN[2, 1] = np.nan
 
 
 def _rdm_constant(tmp):
-    from tasksim.stages import rdm_file
+    from tasksim.similarity.stage import rdm_file
 
     act = _fake_activations(tmp / "flat.h5", "flatnet", {"block2": np.ones((8, 6, 2, 2))})
     return lambda: rdm_file(act, tmp / "r.h5", ["block2"], "none", "pearson")
 
 
 def _rdm_missing_layer(tmp):
-    from tasksim.stages import rdm_file
+    from tasksim.similarity.stage import rdm_file
 
     act = _fake_activations(tmp / "a.h5", "m", {"block1": None})
     return lambda: rdm_file(act, tmp / "r.h5", ["block1", "block9"], "center", "pearson")
@@ -280,7 +280,7 @@ def _rdm_missing_layer(tmp):
 
 def _cka_constant(method):
     def setup(tmp):
-        from tasksim.stages import feature_similarity_file
+        from tasksim.similarity.stage import feature_similarity_file
 
         files = [_fake_activations(tmp / f"{m}.h5", m, {"enc": a})
                  for m, a in [("good", None), ("flatnet", np.ones((8, 6, 2, 2)))]]
@@ -290,7 +290,7 @@ def _cka_constant(method):
 
 
 def _other_probe(tmp):
-    from tasksim.stages import check_same_probe
+    from tasksim.similarity.files import check_same_probe
 
     a = _fake_activations(tmp / "a.h5", "a", {"l": None})
     b = _fake_activations(tmp / "b.h5", "b", {"l": None}, sha="cd" * 32)

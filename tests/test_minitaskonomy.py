@@ -28,9 +28,10 @@ from tasksim.minitaskonomy import (
     win_rate_matrix,
 )
 from tasksim.minitaskonomy.data import per_image_loss, prepare_target
-from tasksim.minitaskonomy.models import build_encoder, n_parameters
+from tasksim.minitaskonomy.models import build_encoder
 from tasksim.minitaskonomy.training import save_encoder_checkpoint
 from tasksim.tasks import TASKS
+from tasksim.zoo import n_parameters
 
 
 def test_seventeen_canonical_tasks_with_labels():

@@ -74,8 +74,3 @@ class GlobalHead(nn.Module):
 
     def forward(self, code: torch.Tensor) -> torch.Tensor:
         return self.net(code)
-
-
-def n_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

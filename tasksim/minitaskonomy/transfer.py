@@ -19,7 +19,7 @@ reads the noisy / gray image.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +33,12 @@ from tasksim.minitaskonomy.models import CODE_STRIDE, build_encoder
 from tasksim.minitaskonomy.training import build_head, encode, fit, load_encoder
 
 BASELINES: tuple[str, ...] = ("pixels", "random")
+#: The ``random`` baseline's encoder is initialised with seed ``minitaskonomy.seed`` + this offset,
+#: so it never shares its initialisation with a readout (which use the seed itself).
+RANDOM_SEED_OFFSET = 12345
 
 
-def random_encoder(seed: int) -> nn.Module:
+def random_mini_encoder(seed: int) -> nn.Module:
     """Frozen, randomly initialised encoder (the ``random`` baseline)."""
     torch.manual_seed(seed)
     return build_encoder().eval()
@@ -69,29 +72,49 @@ def readout_losses(target: str, code_tr: torch.Tensor, transfer: dict[str, np.nd
         return per_image_loss(target, head(code_te), y_te, pairs).numpy()
 
 
+def source_code_fn(source: str, seed: int, weights: str | os.PathLike[str] | None = None
+                   ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The code a source gives an input batch: ``pixels`` (downsampled images), ``random`` (a
+    frozen random encoder, seed ``seed + RANDOM_SEED_OFFSET``) or a trained encoder's weights."""
+    if source == "pixels":
+        return pixel_code
+    if source == "random":
+        enc = random_mini_encoder(seed + RANDOM_SEED_OFFSET)
+    elif weights is None:
+        raise ValueError(f"source {source!r} needs its encoder weights")
+    else:
+        enc = load_encoder(weights)
+    return lambda x: encode(enc, x)
+
+
+def source_losses(code_of: Callable[[torch.Tensor], torch.Tensor], transfer: dict[str, np.ndarray],
+                  test: dict[str, np.ndarray], targets: Sequence[str] = MINI_TASKS, epochs: int = 5,
+                  seed: int = 0) -> dict[str, np.ndarray]:
+    """Per-image test losses ``{target: [N_test]}`` of readouts from one frozen source (its codes
+    of each target's input variant, computed once per variant) to every target."""
+    codes: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    out: dict[str, np.ndarray] = {}
+    for target in targets:
+        variant = TASK_SPECS[target].input
+        if variant not in codes:
+            codes[variant] = (code_of(model_input(transfer, variant)), code_of(model_input(test, variant)))
+        code_tr, code_te = codes[variant]
+        out[target] = readout_losses(target, code_tr, transfer, code_te, test, epochs, seed)
+    return out
+
+
 def transfer_losses(encoders: Mapping[str, nn.Module], transfer: dict[str, np.ndarray],
                     test: dict[str, np.ndarray], targets: Sequence[str] = MINI_TASKS,
                     epochs: int = 5, seed: int = 0) -> tuple[list[str], dict[str, np.ndarray]]:
     """Per-image test losses of every source (``encoders`` + ``pixels`` + ``random``) on every
     target: returns the source order and ``{target: float [sources, N_test]}``."""
-    encs = dict(encoders)
-    encs["random"] = random_encoder(seed + 12345)
-    sources = [*encoders, *BASELINES]
-    codes: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
-    for variant in sorted({TASK_SPECS[t].input for t in targets}):
-        x_tr, x_te = model_input(transfer, variant), model_input(test, variant)
-        codes[("pixels", variant)] = (pixel_code(x_tr), pixel_code(x_te))
-        for name, enc in encs.items():
-            codes[(name, variant)] = (encode(enc, x_tr), encode(enc, x_te))
-    out: dict[str, np.ndarray] = {}
-    for target in targets:
-        variant = TASK_SPECS[target].input
-        rows = []
-        for s in sources:
-            code_tr, code_te = codes[(s, variant)]
-            rows.append(readout_losses(target, code_tr, transfer, code_te, test, epochs, seed))
-        out[target] = np.stack(rows)
-    return sources, out
+    code_fns: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+        name: (lambda x, enc=enc: encode(enc, x)) for name, enc in encoders.items()}
+    code_fns.update({b: source_code_fn(b, seed) for b in BASELINES})
+    per_source = {name: source_losses(fn, transfer, test, targets, epochs, seed)
+                  for name, fn in code_fns.items()}
+    sources = list(code_fns)
+    return sources, {t: np.stack([per_source[s][t] for s in sources]) for t in targets}
 
 
 def train_transfers(checkpoints: Mapping[str, str | os.PathLike[str]],

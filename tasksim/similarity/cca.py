@@ -34,7 +34,7 @@ view). The caller must record the mode next to the result.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -211,21 +211,25 @@ def svcca(
 
 
 def svcca_matrix(
-    reps: Sequence[np.ndarray],
+    reps: Iterable[np.ndarray],
     keep: float | int = DEFAULT_KEEP,
     max_dim_ratio: float = DEFAULT_MAX_DIM_RATIO,
     method: str = "svcca",
     names: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """``[M, M]`` SVCCA / PWCCA matrix of ``M`` data-point matrices ``[n, d_m]`` (use
-    :func:`conv_to_points` first for conv maps). One reduction per model, reused for all pairs.
+    :func:`conv_to_points` first for conv maps). One reduction per model, reused for all pairs;
+    ``reps`` may be a generator, so only one model's full representation is in memory at a time
+    (give ``names`` then).
 
     Returns the symmetric matrix (unit diagonal) and ``info`` with ``method``, ``keep``,
     ``max_dim_ratio``, ``capped`` (any model capped) and per-model ``models`` summaries.
     """
     if method not in ("svcca", "pwcca"):
         raise ValueError(f"unknown CCA method {method!r}; choose svcca or pwcca")
-    labels = list(names) if names is not None else [f"model[{i}]" for i in range(len(reps))]
+    if names is None:
+        reps = list(reps)
+    labels = list(names) if names is not None else [f"model[{i}]" for i in range(len(reps))]  # type: ignore[arg-type]
     reduced = [
         reduce_representation(r, keep, max_dim_ratio, with_loadings=(method == "pwcca"), name=lab)
         for r, lab in zip(reps, labels, strict=True)

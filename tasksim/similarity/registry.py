@@ -209,9 +209,26 @@ def hdf5_layer(path: str | os.PathLike[str], layer: str, locking: bool | None = 
         if locking is not None:
             kwargs["locking"] = locking
         with h5py.File(path, "r", **kwargs) as f:
-            return f[f"layers/{layer}"][...]
+            return _layer_dataset(f, path, layer)[...]
 
     return load
+
+
+def _layer_dataset(f: Any, path: Any, layer: str) -> Any:
+    try:
+        return f["layers"][layer]
+    except KeyError:
+        raise KeyError(f"activation file {path} has no layer {layer!r}; it has "
+                       f"{sorted(f['layers']) if 'layers' in f else 'no /layers group'}") from None
+
+
+def hdf5_layer_shape(path: str | os.PathLike[str], layer: str, locking: bool | None = None) -> tuple[int, ...]:
+    """Shape of ``/layers/{layer}`` of an activation file, without reading it."""
+    import h5py
+
+    kwargs: dict[str, Any] = {} if locking is None else {"locking": locking}
+    with h5py.File(path, "r", **kwargs) as f:
+        return tuple(_layer_dataset(f, path, layer).shape)
 
 
 def load_source(source: Any) -> np.ndarray | Iterable[np.ndarray]:
@@ -359,13 +376,10 @@ def cka_rbf_method(
 def _cca_method(method: str, features: Sequence[Any], keep: float | int, max_dim_ratio: float,
                 conv_mode: str, names: Sequence[str] | None) -> tuple[np.ndarray, dict[str, Any]]:
     labels = _names(names, len(features))
-    reduced = []
-    for src, lab in zip(features, labels, strict=True):
-        pts = _cca.conv_to_points(_array(src, method), conv_mode)  # type: ignore[arg-type]
-        reduced.append(_cca.reduce_representation(pts, keep, max_dim_ratio,
-                                                  with_loadings=(method == "pwcca"), name=lab))
-    matrix, info = _cca.matrix_from_reduced(reduced, method, labels)
-    info.update(keep=keep, max_dim_ratio=max_dim_ratio, conv_mode=conv_mode, n_models=len(reduced))
+    # one model's features in memory at a time: each is reduced as soon as it is loaded
+    points = (_cca.conv_to_points(_array(src, method), conv_mode) for src in features)  # type: ignore[arg-type]
+    matrix, info = _cca.svcca_matrix(points, keep, max_dim_ratio, method, labels)
+    info.update(conv_mode=conv_mode, n_models=len(labels))
     return matrix, info
 
 

@@ -24,4 +24,4 @@ rule extract_activations:
         extraction=result_options(config["extraction"]),
         device=config["device"],
     script:
-        "../../scripts/extract_activations.py"
+        "../scripts/extract_activations.py"

@@ -56,7 +56,7 @@ rule mt_render:
         size=MT["resolution"],
         seed=MT["seed"],
     script:
-        "../../scripts/mt_render.py"
+        "../scripts/mt_render.py"
 
 
 rule mt_train_encoder:
@@ -84,7 +84,7 @@ rule mt_train_encoder:
         seed=MT["seed"],
         encoders=lambda wc, output: os.path.dirname(output.sha256),
     script:
-        "../../scripts/mt_train_encoder.py"
+        "../scripts/mt_train_encoder.py"
 
 
 rule mt_transfer_source:
@@ -115,7 +115,7 @@ rule mt_transfer_source:
         epochs=MT["transfer_epochs"],
         seed=MT["seed"],
     script:
-        "../../scripts/mt_transfer_source.py"
+        "../scripts/mt_transfer_source.py"
 
 
 rule mt_affinity:
@@ -151,7 +151,7 @@ rule mt_affinity:
         sources=MT_SOURCES,
         targets=MT_TASKS,
     script:
-        "../../scripts/mt_affinity.py"
+        "../scripts/mt_affinity.py"
 
 
 if MT["enabled"]:

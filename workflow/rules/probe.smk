@@ -20,4 +20,4 @@ rule probe_set:
         preprocessing=config["preprocessing"],
         cache=f"{DATA}/probe/{config['probe']['name']}_files",
     script:
-        "../../scripts/probe_set.py"
+        "../scripts/probe_set.py"

@@ -22,7 +22,7 @@ rule rdms:
         distance=SIM["rsa"]["distance"],
         block_size=SIM["rsa"]["block_size"],
     script:
-        "../../scripts/rdms.py"
+        "../scripts/rdms.py"
 
 
 rule rsa_similarity:
@@ -52,7 +52,7 @@ rule rsa_similarity:
         models=MODELS,
         options=lambda wc: method_options(config, wc.method),
     script:
-        "../../scripts/rsa_similarity.py"
+        "../scripts/rsa_similarity.py"
 
 
 rule feature_similarity:
@@ -84,7 +84,7 @@ rule feature_similarity:
         models=MODELS,
         options=lambda wc: method_options(config, wc.method),
     script:
-        "../../scripts/feature_similarity.py"
+        "../scripts/feature_similarity.py"
 
 
 rule attribution_maps:
@@ -111,7 +111,7 @@ rule attribution_maps:
         attribution=result_options(SIM["attribution"]),
         device=config["device"],
     script:
-        "../../scripts/attribution_maps.py"
+        "../scripts/attribution_maps.py"
 
 
 rule attribution_similarity:
@@ -142,7 +142,7 @@ rule attribution_similarity:
         kind=lambda wc: map_kind(wc.method),
         options=lambda wc: method_options(config, wc.method),
     script:
-        "../../scripts/attribution_similarity.py"
+        "../scripts/attribution_similarity.py"
 
 
 TARGET_HOOKS.append(lambda: [similarity_file(m, layer) for m, layer in analyses()])

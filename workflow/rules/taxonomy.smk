@@ -26,7 +26,7 @@ rule groundtruth:
         source=TAX["groundtruth_source"],
         cache=f"{DATA}/taskonomy",
     script:
-        "../../scripts/groundtruth.py"
+        "../scripts/groundtruth.py"
 
 
 rule reference_tree:
@@ -55,10 +55,10 @@ rule reference_tree:
         mem_mb=1000,
         runtime=10,
     params:
-        code=script_code("task_tree"),
+        code=script_code("reference_tree"),
         kind=lambda wc: wc.reference,
     script:
-        "../../scripts/task_tree.py"
+        "../scripts/reference_tree.py"
 
 
 rule task_tree:
@@ -96,7 +96,7 @@ rule task_tree:
         layer=lambda wc: wc.layer,
         tree=TREE_OPTS,
     script:
-        "../../scripts/task_tree.py"
+        "../scripts/task_tree.py"
 
 
 rule scores:
@@ -122,7 +122,7 @@ rule scores:
         options=lambda wc: method_options(config, wc.method),
         taxonomy=result_options(TAX),
     script:
-        "../../scripts/scores.py"
+        "../scripts/scores.py"
 
 
 rule figure_target_scatter:
@@ -150,7 +150,7 @@ rule figure_target_scatter:
         mem_mb=1000,
         runtime=10,
     params:
-        code=script_code("figures_targets"),
+        code=script_code("figure_target_scatter"),
         method=lambda wc: wc.method,
         layer=lambda wc: wc.layer,
         groundtruth=GT_KIND,
@@ -160,7 +160,7 @@ rule figure_target_scatter:
             else "Mini-Taskonomy affinity"
         ),
     script:
-        "../../scripts/figures_targets.py"
+        "../scripts/figure_target_scatter.py"
 
 
 rule summary:
@@ -187,7 +187,7 @@ rule summary:
         code=script_code("summary"),
         probe={k: config["probe"][k] for k in ("name", "source")},
     script:
-        "../../scripts/summary.py"
+        "../scripts/summary.py"
 
 
 rule figures_summary:
@@ -229,7 +229,7 @@ rule figures_summary:
     params:
         code=script_code("figures_summary"),
     script:
-        "../../scripts/figures_summary.py"
+        "../scripts/figures_summary.py"
 
 
 if svcca_vs_attribution():
@@ -255,11 +255,11 @@ if svcca_vs_attribution():
             mem_mb=1000,
             runtime=10,
         params:
-            code=script_code("figures_pairs"),
+            code=script_code("figure_svcca_vs_attribution"),
             layer=svcca_vs_attribution()[0],
             methods=svcca_vs_attribution()[1],
         script:
-            "../../scripts/figures_pairs.py"
+            "../scripts/figure_svcca_vs_attribution.py"
 
 
 TARGET_HOOKS.append(taxonomy_targets)
@@ -292,6 +292,6 @@ if config["minitaskonomy"]["enabled"] and config["minitaskonomy"]["compare_tasko
             code=script_code("taskonomy_comparison"),
             analyses=[f"{m}/{layer}" for m, layer in analyses()],
         script:
-            "../../scripts/taskonomy_comparison.py"
+            "../scripts/taskonomy_comparison.py"
 
     TARGET_HOOKS.append(lambda: [f"{RESULTS}/scores/taskonomy_comparison.csv"])

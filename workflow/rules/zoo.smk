@@ -18,7 +18,7 @@ rule standin_zoo:
         tasks=config["tasks"],
         standin=config["standin"],
     script:
-        "../../scripts/standin_zoo.py"
+        "../scripts/standin_zoo.py"
 
 
 rule download_weights:
@@ -36,4 +36,4 @@ rule download_weights:
     params:
         model=model_config,
     script:
-        "../../scripts/download_weights.py"
+        "../scripts/download_weights.py"

@@ -1,6 +1,6 @@
 """Rule rdms: the RDM of every RSA layer of one model."""
+from tasksim.similarity.stage import rdm_file
 from tasksim.snakeutils import hdf5_locking, setup
-from tasksim.stages import rdm_file
 
 log = setup(snakemake)
 sm = snakemake

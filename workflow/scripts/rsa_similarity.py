@@ -1,6 +1,6 @@
 """Rule rsa_similarity: the matrix of an RDM-reading method (RSA) of one layer from all models' RDMs."""
+from tasksim.similarity.stage import rsa_similarity_file
 from tasksim.snakeutils import hdf5_locking, setup
-from tasksim.stages import rsa_similarity_file
 
 log = setup(snakemake)
 sm = snakemake

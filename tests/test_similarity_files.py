@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from tasksim.io import NonFiniteError, str_dataset
-from tasksim.stages import feature_similarity_file, rdm_file, write_similarity
+from tasksim.similarity.files import write_similarity
+from tasksim.similarity.stage import feature_similarity_file, rdm_file
 
 
 def fake_activations(path, model, layers, n=8, seed=0):

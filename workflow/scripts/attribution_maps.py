@@ -1,7 +1,7 @@
 """Rule attribution_maps: saliency, gradient*input and epsilon-LRP maps of one model."""
 from tasksim.extract import resolve_device
+from tasksim.similarity.stage import attribution_file
 from tasksim.snakeutils import hdf5_locking, partial_config, setup
-from tasksim.stages import attribution_file
 from tasksim.zoo import load_model, model_specs
 
 log = setup(snakemake)

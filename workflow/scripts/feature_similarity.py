@@ -1,6 +1,6 @@
 """Rule feature_similarity: SVCCA / PWCCA / CKA matrix of one layer from all models' activations."""
+from tasksim.similarity.stage import feature_similarity_file
 from tasksim.snakeutils import hdf5_locking, setup
-from tasksim.stages import feature_similarity_file
 
 log = setup(snakemake)
 sm = snakemake

@@ -1,6 +1,6 @@
 """Rule attribution_similarity: mean per-image cosine of all models' attribution maps."""
+from tasksim.similarity.stage import attribution_similarity_file
 from tasksim.snakeutils import hdf5_locking, setup
-from tasksim.stages import attribution_similarity_file
 
 log = setup(snakemake)
 sm = snakemake
