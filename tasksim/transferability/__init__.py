@@ -12,7 +12,9 @@ from .estimators import (
     CovariancePrep,
     EstimatorSpec,
     LogMEFit,
+    NLEEPPrep,
     NotApplicable,
+    RidgePrep,
     SVDPrep,
     TransRatePrep,
     applicable,
@@ -22,6 +24,7 @@ from .estimators import (
     gbc,
     hscore,
     label_kind,
+    ledoit_wolf_shrinkage,
     leep,
     linear_mse,
     logme,
@@ -31,6 +34,7 @@ from .estimators import (
     nleep,
     parc,
     prepare_hscore,
+    prepare_linear_mse,
     prepare_logme,
     prepare_nleep,
     prepare_parc,
@@ -43,10 +47,11 @@ from .estimators import (
 )
 
 __all__ = [
-    "ESTIMATORS", "LABEL_KINDS", "CovariancePrep", "EstimatorSpec", "LogMEFit", "NotApplicable",
-    "SVDPrep", "TransRatePrep", "applicable", "bhattacharyya_coefficients", "dense_to_cells",
-    "estimate", "gbc", "hscore", "label_kind", "leep", "linear_mse", "logme", "logme_evidence",
-    "mean_over_cells", "nce", "nleep", "parc", "prepare_hscore", "prepare_logme", "prepare_nleep",
+    "ESTIMATORS", "LABEL_KINDS", "CovariancePrep", "EstimatorSpec",
+    "LogMEFit", "NLEEPPrep", "NotApplicable", "RidgePrep", "SVDPrep", "TransRatePrep", "applicable",
+    "bhattacharyya_coefficients", "dense_to_cells", "estimate", "gbc", "hscore", "label_kind",
+    "ledoit_wolf_shrinkage", "leep", "linear_mse", "logme", "logme_evidence", "mean_over_cells",
+    "nce", "nleep", "parc", "prepare_hscore", "prepare_linear_mse", "prepare_logme", "prepare_nleep",
     "prepare_parc", "prepare_shrinkage_hscore", "prepare_transrate", "ridge_fit",
     "shrinkage_hscore", "train_test_indices", "transrate",
 ]
