@@ -34,10 +34,11 @@ adjusted Rand index of their 4-cluster partitions.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
+from scipy.stats import rankdata, spearmanr, weightedtau
 
 from tasksim import tasks as _tasks
 from tasksim import trees as _trees
@@ -47,6 +48,9 @@ __all__ = [
     "top_sources", "ranked_candidates", "hits_at_k", "precision_recall_at_k",
     "oracle_precision_at_k", "random_precision_at_k", "dds_per_target", "dds_score",
     "adjusted_rand_index", "cophenetic_correlation", "tree_agreement",
+    "TargetMean", "REL_BASELINES", "RANKING_MEASURES", "target_mean", "spearman_per_target",
+    "weighted_tau_per_target", "rel_at_1_per_target", "spearman_score", "weighted_tau_score",
+    "rel_at_1_score", "ranking_per_target", "ranking_summary", "popularity_scores",
 ]
 
 #: Candidate sources of the attribution protocol: the 20 paper tasks.
@@ -240,3 +244,226 @@ def tree_agreement(z_a: np.ndarray, labels_a: Sequence[str], z_b: np.ndarray,
         "adjusted_rand": adjusted_rand_index([pa[x] for x in common], [pb[x] for x in common]),
         "n_common": float(len(common)),
     }
+
+
+# ------------------------------------------------------------------------------------------------
+# Ranking measures of the transferability literature (Agostinelli et al., ECCV 2022)
+#
+# A *score* matrix is source x target (entry [s, t] = how good the method expects source s to be
+# for target t, higher = better), read against a ground truth of the same form. NaN entries of
+# either are missing (an estimator "not applicable", a transfer not measured): a target's column
+# is scored over the sources where both are finite, and a target with fewer than 2 such sources
+# is not scored (NaN in the per-target Series). The means report how many targets were scored.
+
+
+class TargetMean(NamedTuple):
+    """Mean of a per-target measure over the targets it could score."""
+
+    value: float
+    n_scored: int
+    n_targets: int
+
+
+#: Conventions of Rel@1 for affinities of any sign (:func:`rel_at_1_per_target`).
+REL_BASELINES: tuple[str, ...] = ("zero", "min")
+
+#: Columns of :func:`ranking_per_target` / rows of :func:`ranking_summary`.
+RANKING_MEASURES: tuple[str, ...] = ("spearman", "weighted_tau", "rel_at_1")
+
+
+def _columns(scores: pd.DataFrame, groundtruth: pd.DataFrame, sources: Sequence[str] | None,
+             targets: Sequence[str] | None, own_entry: bool, groundtruth_self: str):
+    """Per target: the sources kept (finite score and ground truth, source order), their scores
+    and ground-truth values; ``None`` in place of the arrays when fewer than 2 remain."""
+    if groundtruth_self not in ("own_encoder", "self"):
+        raise ValueError(f"groundtruth_self must be 'own_encoder' or 'self', got {groundtruth_self!r}")
+    sources = list(scores.index) if sources is None else list(sources)
+    targets = list(scores.columns) if targets is None else list(targets)
+    for t in targets:
+        src = sources if own_entry else [s for s in sources if s != t]
+        m = scores.loc[src, t].to_numpy(dtype=float)
+        g = groundtruth.loc[src, t].to_numpy(dtype=float).copy()
+        if groundtruth_self == "self" and t in src:
+            g[src.index(t)] = float(groundtruth.loc["self", t])
+        keep = np.isfinite(m) & np.isfinite(g)
+        names = [s for s, k in zip(src, keep) if k]
+        if keep.sum() < 2:
+            yield t, names, None, None
+        else:
+            yield t, names, m[keep], g[keep]
+
+
+def _per_target(measure, name: str, scores, groundtruth, sources, targets, own_entry,
+                groundtruth_self) -> pd.Series:
+    out = {t: (np.nan if m is None else measure(t, m, g))
+           for t, _, m, g in _columns(scores, groundtruth, sources, targets, own_entry, groundtruth_self)}
+    return pd.Series(out, name=name, dtype=float).rename_axis("target")
+
+
+def _rank_correlation(function, m: np.ndarray, g: np.ndarray) -> float:
+    if np.ptp(m) == 0 or np.ptp(g) == 0:
+        return np.nan                     # a constant column ranks nothing
+    return float(function(m, g))
+
+
+def target_mean(per_target: pd.Series) -> TargetMean:
+    """:class:`TargetMean` of a per-target Series: the mean over its finite entries and their count."""
+    finite = per_target[np.isfinite(per_target.to_numpy(dtype=float))]
+    return TargetMean(float(finite.mean()) if len(finite) else np.nan, int(len(finite)), int(len(per_target)))
+
+
+def spearman_per_target(scores: pd.DataFrame, groundtruth: pd.DataFrame,
+                        sources: Sequence[str] | None = None, *,
+                        targets: Sequence[str] | None = None, own_entry: bool = True,
+                        groundtruth_self: str = "own_encoder") -> pd.Series:
+    """Spearman, per target, between the method's and the ground truth's column, NaN-aware.
+
+    The same measure as :func:`dds_per_target`, with the conventions of the ranking measures:
+    ``sources`` (rows) default to the score matrix's index, ``targets`` to its columns;
+    ``own_entry`` and ``groundtruth_self`` as in :func:`dds_per_target`; sources with a missing
+    (NaN) score or ground truth are left out of their target's column, and a target with fewer
+    than 2 sources left, or a constant column, gives NaN (not scored).
+    """
+    def measure(t, m, g):
+        return _rank_correlation(lambda a, b: spearmanr(a, b).statistic, m, g)
+
+    return _per_target(measure, "spearman", scores, groundtruth, sources, targets, own_entry,
+                       groundtruth_self)
+
+
+def weighted_tau_per_target(scores: pd.DataFrame, groundtruth: pd.DataFrame,
+                            sources: Sequence[str] | None = None, *,
+                            targets: Sequence[str] | None = None, own_entry: bool = True,
+                            groundtruth_self: str = "own_encoder") -> pd.Series:
+    """Weighted Kendall tau, per target, weighing the top of the ground-truth ranking.
+
+    ``scipy.stats.weightedtau(groundtruth, scores, rank=r)`` with the default hyperbolic weigher
+    ``1 / (r + 1)`` and additive weights: ``r`` is each source's rank in the ground truth (0 =
+    the best source, ties broken by source order), so a pair of sources weighs
+    ``1 / (r_i + 1) + 1 / (r_j + 1)`` and swapping the two best sources costs more than swapping
+    two poor ones. This is not scipy's default ``rank=True``, which averages the ranking by the
+    ground truth with the ranking by the method's own scores. Ties in the scores are handled by
+    scipy (a tied pair counts neither for nor against). 1 for a method that orders the sources
+    as the ground truth does, -1 for the reverse order. Other conventions as in
+    :func:`spearman_per_target`.
+    """
+    def measure(t, m, g):
+        rank = np.empty(g.size, dtype=np.intp)
+        rank[np.argsort(-g, kind="stable")] = np.arange(g.size)
+        return _rank_correlation(lambda a, b: weightedtau(b, a, rank=rank).statistic, m, g)
+
+    return _per_target(measure, "weighted_tau", scores, groundtruth, sources, targets, own_entry,
+                       groundtruth_self)
+
+
+def rel_at_1_per_target(scores: pd.DataFrame, groundtruth: pd.DataFrame,
+                        sources: Sequence[str] | None = None, *,
+                        targets: Sequence[str] | None = None, own_entry: bool = True,
+                        groundtruth_self: str = "own_encoder", baseline: str = "zero") -> pd.Series:
+    """Rel@1, per target: ground truth of the source the method ranks first, relative to the best.
+
+    ``(g[chosen] - b) / (max(g) - b)`` over the target's scored sources, where ``chosen`` has the
+    highest score (ties: the first in source order) and ``b`` is the baseline:
+
+    * ``baseline="zero"`` (the literature's ratio ``g[chosen] / max(g)``): defined when the
+      ground truth is non-negative with a positive best, as AHP affinities and win rates are;
+      a target with a negative value or no positive one raises ``ValueError``;
+    * ``baseline="min"``: ``b`` = the worst scored source's ground truth, so the value runs from
+      0 (the method picks the worst source) to 1 (it picks a best one) whatever the sign of the
+      affinities (e.g. negative losses); a column whose sources are all equal gives 1.
+
+    1 means the method's first choice is as good as the best source. Other conventions as in
+    :func:`spearman_per_target`.
+    """
+    if baseline not in REL_BASELINES:
+        raise ValueError(f"baseline must be one of {REL_BASELINES}, got {baseline!r}")
+
+    def measure(t, m, g):
+        chosen = g[int(np.argmax(m))]          # argmax: the first of tied maxima
+        best = float(g.max())
+        if baseline == "zero":
+            if g.min() < 0 or best <= 0:
+                raise ValueError(f"target {t}: Rel@1 with baseline='zero' needs non-negative ground "
+                                 f"truth with a positive best (min {g.min():.4g}, max {best:.4g}); "
+                                 f"use baseline='min'")
+            return float(chosen / best)
+        low = float(g.min())
+        return 1.0 if best == low else float((chosen - low) / (best - low))
+
+    return _per_target(measure, "rel_at_1", scores, groundtruth, sources, targets, own_entry,
+                       groundtruth_self)
+
+
+def spearman_score(scores: pd.DataFrame, groundtruth: pd.DataFrame,
+                   sources: Sequence[str] | None = None, **kwargs) -> TargetMean:
+    """Mean of :func:`spearman_per_target` over the scored targets, with their count."""
+    return target_mean(spearman_per_target(scores, groundtruth, sources, **kwargs))
+
+
+def weighted_tau_score(scores: pd.DataFrame, groundtruth: pd.DataFrame,
+                       sources: Sequence[str] | None = None, **kwargs) -> TargetMean:
+    """Mean of :func:`weighted_tau_per_target` over the scored targets, with their count."""
+    return target_mean(weighted_tau_per_target(scores, groundtruth, sources, **kwargs))
+
+
+def rel_at_1_score(scores: pd.DataFrame, groundtruth: pd.DataFrame,
+                   sources: Sequence[str] | None = None, **kwargs) -> TargetMean:
+    """Mean of :func:`rel_at_1_per_target` over the scored targets, with their count."""
+    return target_mean(rel_at_1_per_target(scores, groundtruth, sources, **kwargs))
+
+
+def ranking_per_target(scores: pd.DataFrame, groundtruth: pd.DataFrame,
+                       sources: Sequence[str] | None = None, *,
+                       targets: Sequence[str] | None = None, own_entry: bool = True,
+                       groundtruth_self: str = "own_encoder", baseline: str = "zero") -> pd.DataFrame:
+    """The three ranking measures per target (columns :data:`RANKING_MEASURES`) and ``n_sources``,
+    the number of sources each target was scored over (NaN-aware, as the single measures)."""
+    kw = dict(targets=targets, own_entry=own_entry, groundtruth_self=groundtruth_self)
+    out = pd.DataFrame({
+        "spearman": spearman_per_target(scores, groundtruth, sources, **kw),
+        "weighted_tau": weighted_tau_per_target(scores, groundtruth, sources, **kw),
+        "rel_at_1": rel_at_1_per_target(scores, groundtruth, sources, baseline=baseline, **kw),
+    })
+    out["n_sources"] = pd.Series({t: len(names) for t, names, _, _ in
+                                  _columns(scores, groundtruth, sources, targets, own_entry,
+                                           groundtruth_self)}, dtype=int)
+    return out.rename_axis("target")
+
+
+def ranking_summary(per_target: pd.DataFrame) -> pd.DataFrame:
+    """Mean of each measure column of :func:`ranking_per_target` over its scored targets:
+    rows = measures, columns ``value``, ``n_scored``, ``n_targets``."""
+    rows = {m: target_mean(per_target[m]) for m in RANKING_MEASURES if m in per_target}
+    return pd.DataFrame.from_dict({m: r._asdict() for m, r in rows.items()}, orient="index") \
+        .rename_axis("measure")
+
+
+def popularity_scores(groundtruth: pd.DataFrame, sources: Sequence[str] | None = None,
+                      targets: Sequence[str] | None = None, *, own_entry: bool = False) -> pd.DataFrame:
+    """Popularity floor: each source scored, per target, by its mean rank over the *other* targets.
+
+    For every target ``u`` of ``targets`` the sources are ranked by their ground truth (average
+    ranks of ties, rescaled to ``[0, 1]`` with 0 = best, so columns with missing entries stay
+    comparable); with ``own_entry=False`` (default) source ``u`` is left out of column ``u``'s
+    ranking (its own encoder would otherwise make every task a "popular" source). The score of
+    source ``s`` for target ``t`` is 1 minus the mean of its rescaled ranks over the columns
+    ``u != t`` in which it was ranked: leave one target out, so column ``t`` of the ground truth
+    never enters the scores for ``t``. Higher = better, like any method; NaN where a source was
+    ranked in no other column. Returns a source x target DataFrame (``sources`` default to the
+    ground truth's index, ``targets`` to its columns) that every ranking measure accepts.
+    """
+    sources = list(groundtruth.index) if sources is None else list(sources)
+    targets = list(groundtruth.columns) if targets is None else list(targets)
+    ranks = pd.DataFrame(np.nan, index=sources, columns=targets)
+    for u in targets:
+        g = groundtruth.loc[sources, u].astype(float)
+        if not own_entry and u in sources:
+            g[u] = np.nan
+        finite = g[np.isfinite(g.to_numpy())]
+        if len(finite) >= 2:
+            ranks.loc[finite.index, u] = (rankdata(-finite.to_numpy()) - 1) / (len(finite) - 1)
+    out = pd.DataFrame(np.nan, index=pd.Index(sources, name="source"),
+                       columns=pd.Index(targets, name="target"))
+    for t in targets:
+        out[t] = 1.0 - ranks.drop(columns=t).mean(axis=1, skipna=True)
+    return out

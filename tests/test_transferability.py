@@ -63,12 +63,62 @@ def test_prepared_paths_equal_direct_ones():
     y2 = (y + 1) % 3
     reg = np.random.default_rng(3).normal(size=(120, 2))
     for name, target in [("hscore", y), ("shrinkage_hscore", y), ("logme", y), ("logme", reg),
-                         ("transrate", y), ("nleep", y), ("parc", y), ("parc", reg)]:
+                         ("transrate", y), ("nleep", y), ("parc", y), ("parc", reg),
+                         ("linear_mse", reg)]:
         spec = ESTIMATORS[name]
         prep = spec.prepare(f)
-        for t in (target, y2):                             # one preparation, two targets
+        for t in (target, y2 if target is y else target[:, ::-1]):   # one preparation, two targets
             assert spec.function(f, t, prepared=prep) == pytest.approx(
                 spec.function(f, t), rel=1e-10, abs=1e-12), name
+
+
+@pytest.mark.parametrize("n, d", [(90, 12), (30, 70)])
+def test_factored_covariance_inverses_equal_the_explicit_ones(n, d):
+    from sklearn.covariance import LedoitWolf, ledoit_wolf_shrinkage
+
+    rng = np.random.default_rng(7)
+    f = rng.normal(size=(n, d)) @ rng.normal(size=(d, d)) + 3.0
+    y = rng.integers(0, 4, n)
+    assert tr.ledoit_wolf_shrinkage(f) == pytest.approx(ledoit_wolf_shrinkage(f), rel=1e-10)
+    z = f - f.mean(axis=0)
+    means = np.stack([z[y == c].mean(axis=0) for c in range(4)])
+    between = (means * np.bincount(y)[:, None] / n).T @ means             # cov(E[f | y])
+    cov = z.T @ z / n
+    pinv = np.linalg.pinv(cov, rtol=max(n, d) * np.finfo(float).eps, hermitian=True)
+    assert hscore(f, y) == pytest.approx(np.trace(pinv @ between), rel=1e-7)
+    lw = LedoitWolf().fit(f)
+    direct = (1 - lw.shrinkage_) * np.trace(np.linalg.inv(lw.covariance_) @ between)
+    assert shrinkage_hscore(f, y) == pytest.approx(direct, rel=1e-8)
+    prep = tr.prepare_shrinkage_hscore(f)
+    np.testing.assert_allclose(prep.precision, np.linalg.inv(lw.covariance_), rtol=1e-7,
+                               atol=1e-9 * np.abs(prep.precision).max())
+
+
+def test_transrate_gram_route_equals_the_feature_space_formula():
+    rng = np.random.default_rng(8)
+    f, y = rng.normal(size=(40, 90)), rng.integers(0, 3, 40)            # N < D: Gram route
+    z = f - f.mean(axis=0)
+    z /= np.sqrt(np.mean(np.sum(z**2, axis=1)))
+
+    def rate(x):
+        return 0.5 * np.linalg.slogdet(np.eye(x.shape[1]) + x.T @ x / (x.shape[0] * 1e-4))[1]
+
+    direct = rate(z) - sum((y == c).mean() * rate(z[y == c]) for c in range(3))
+    assert tr.prepare_transrate(f).gram is not None
+    assert transrate(f, y) == pytest.approx(direct, rel=1e-9)
+
+
+def test_logme_columns_are_fitted_independently():
+    rng = np.random.default_rng(9)
+    f = rng.normal(size=(50, 8))
+    # (a noise-free column would drive beta to the round-off level of its residual)
+    ys = np.c_[f @ rng.normal(size=8) + 0.5 * rng.normal(size=50), rng.normal(size=50),
+               f[:, 0] + 0.1 * rng.normal(size=50)]
+    together = logme_evidence(f, ys)
+    for k in range(3):
+        alone = logme_evidence(f, ys[:, k])
+        assert together.evidence[k] == pytest.approx(alone.evidence[0], rel=1e-12)
+        assert together.alpha[k] == pytest.approx(alone.alpha[0], rel=1e-12)
 
 
 # ------------------------------------------------------------------ LogME

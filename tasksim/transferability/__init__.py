@@ -1,5 +1,6 @@
 """Label-based transferability estimators (H-score, LogME, LEEP, NCE, N-LEEP, TransRate, GBC,
-linear MSE, PARC), their declaration table and helpers for dense targets.
+linear MSE, PARC), their declaration table, helpers for dense targets and the source x target
+matrix driver (:func:`transferability_matrix`).
 
 ``ESTIMATORS`` declares, once per estimator, the kinds of target it applies to, the input it
 reads and its orientation; ``applicable`` and ``estimate`` read it. See
@@ -12,7 +13,9 @@ from .estimators import (
     CovariancePrep,
     EstimatorSpec,
     LogMEFit,
+    NLEEPPrep,
     NotApplicable,
+    RidgePrep,
     SVDPrep,
     TransRatePrep,
     applicable,
@@ -22,6 +25,7 @@ from .estimators import (
     gbc,
     hscore,
     label_kind,
+    ledoit_wolf_shrinkage,
     leep,
     linear_mse,
     logme,
@@ -31,6 +35,7 @@ from .estimators import (
     nleep,
     parc,
     prepare_hscore,
+    prepare_linear_mse,
     prepare_logme,
     prepare_nleep,
     prepare_parc,
@@ -41,12 +46,14 @@ from .estimators import (
     train_test_indices,
     transrate,
 )
+from .matrix import DEFAULT_GRID, TARGET_KINDS, transferability_matrix
 
 __all__ = [
-    "ESTIMATORS", "LABEL_KINDS", "CovariancePrep", "EstimatorSpec", "LogMEFit", "NotApplicable",
-    "SVDPrep", "TransRatePrep", "applicable", "bhattacharyya_coefficients", "dense_to_cells",
-    "estimate", "gbc", "hscore", "label_kind", "leep", "linear_mse", "logme", "logme_evidence",
-    "mean_over_cells", "nce", "nleep", "parc", "prepare_hscore", "prepare_logme", "prepare_nleep",
+    "DEFAULT_GRID", "ESTIMATORS", "LABEL_KINDS", "TARGET_KINDS", "CovariancePrep", "EstimatorSpec",
+    "LogMEFit", "NLEEPPrep", "NotApplicable", "RidgePrep", "SVDPrep", "TransRatePrep", "applicable",
+    "bhattacharyya_coefficients", "dense_to_cells", "estimate", "gbc", "hscore", "label_kind",
+    "ledoit_wolf_shrinkage", "leep", "linear_mse", "logme", "logme_evidence", "mean_over_cells",
+    "nce", "nleep", "parc", "prepare_hscore", "prepare_linear_mse", "prepare_logme", "prepare_nleep",
     "prepare_parc", "prepare_shrinkage_hscore", "prepare_transrate", "ridge_fit",
-    "shrinkage_hscore", "train_test_indices", "transrate",
+    "shrinkage_hscore", "train_test_indices", "transferability_matrix", "transrate",
 ]

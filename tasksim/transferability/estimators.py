@@ -160,20 +160,65 @@ def _pca(features: FloatArray, n_components: int | float | None, seed: int = 0) 
 
 @dataclass(frozen=True)
 class CovariancePrep:
-    """Per-source pieces of the H-scores: feature mean, inverse covariance, shrinkage used."""
+    """Per-source pieces of the H-scores: the feature mean and the inverse covariance, factored.
+
+    The inverse is ``P = basis diag(weights) basis^T + outside (I - basis basis^T)``: ``basis
+    [D, r]`` holds orthonormal eigenvectors of the feature covariance, ``weights [r]`` the
+    inverses of the (shrunk) eigenvalues along them and ``outside`` the inverse eigenvalue on
+    the rest of the space (0 for a pseudo-inverse). ``shrinkage``: the Ledoit-Wolf intensity
+    used (0 for the plain H-score). :attr:`precision` writes ``P`` out as a ``D x D`` matrix.
+    """
 
     mean: FloatArray
-    precision: FloatArray
+    basis: FloatArray
+    weights: FloatArray
+    outside: float = 0.0
     shrinkage: float = 0.0
 
+    @property
+    def precision(self) -> FloatArray:
+        """The inverse covariance ``P`` as a dense ``D x D`` matrix."""
+        p = (self.basis * self.weights) @ self.basis.T
+        if self.outside:
+            p += self.outside * (np.eye(self.mean.size) - self.basis @ self.basis.T)
+        return p
 
-def _between_class(z: FloatArray, codes: IntArray, n_classes: int) -> FloatArray:
-    """Class means of centred features, weighted by sqrt(n_c / N): rows of B with B^T B = cov(E[f|y])."""
+    def quadratic_trace(self, b: FloatArray) -> float:
+        """``tr(P B^T B)`` for the rows ``b [C, D]``, without forming ``P``."""
+        proj = b @ self.basis                                             # [C, r]
+        inside = float(np.sum(proj**2 * self.weights))
+        if not self.outside:
+            return inside
+        return inside + self.outside * max(float(np.sum(b**2) - np.sum(proj**2)), 0.0)
+
+
+def _covariance_eigen(z: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Eigenvalues ``[r]`` and orthonormal eigenvectors ``[D, r]`` of ``cov = Z^T Z / N`` (Z centred).
+
+    Through the smaller of the two Gram matrices (``N x N`` when ``N <= D``); eigenvalues below
+    ``max(N, D) * eps`` times the largest are dropped, the tolerance of a pseudo-inverse.
+    """
+    n, d = z.shape
+    if n <= d:
+        lam, u = np.linalg.eigh(z @ z.T)
+    else:
+        lam, v = np.linalg.eigh(z.T @ z)
+    keep = lam > max(n, d) * np.finfo(np.float64).eps * max(float(lam.max()), 0.0)
+    lam = lam[keep]
+    if n <= d:
+        v = (z.T @ u[:, keep]) / np.sqrt(lam)
+    else:
+        v = v[:, keep]
+    return lam / n, v
+
+
+def _between_class(f: FloatArray, mean: FloatArray, codes: IntArray, n_classes: int) -> FloatArray:
+    """Class means of the centred features ``f - mean``, weighted by sqrt(n_c / N): rows of B with
+    B^T B = cov(E[f|y])."""
     counts = np.bincount(codes, minlength=n_classes).astype(np.float64)
-    sums = np.zeros((n_classes, z.shape[1]))
-    np.add.at(sums, codes, z)
-    means = sums / counts[:, None]
-    return means * np.sqrt(counts / z.shape[0])[:, None]
+    indicator = (codes[None, :] == np.arange(n_classes)[:, None]).astype(np.float64)  # [C, N]
+    means = (indicator @ f) / counts[:, None] - mean
+    return means * np.sqrt(counts / f.shape[0])[:, None]
 
 
 def _check_prep(prep: CovariancePrep, f: FloatArray) -> None:
@@ -185,13 +230,14 @@ def _check_prep(prep: CovariancePrep, f: FloatArray) -> None:
 def prepare_hscore(features: ArrayLike) -> CovariancePrep:
     """Mean and Moore-Penrose pseudo-inverse of the feature covariance (1/N normalisation).
 
-    Singular values below ``max(N, D) * eps`` times the largest are treated as zero.
+    Eigenvalues below ``max(N, D) * eps`` times the largest are treated as zero. The
+    eigendecomposition goes through the ``N x N`` Gram matrix when ``N <= D``, so a source
+    with 2048-D features and a few hundred examples costs an ``N x N`` problem.
     """
     f = _finite_2d(features, "features")
     mean = f.mean(axis=0)
-    cov = np.cov(f - mean, rowvar=False, bias=True).reshape(f.shape[1], f.shape[1])
-    rtol = max(f.shape) * np.finfo(np.float64).eps
-    return CovariancePrep(mean, np.linalg.pinv(cov, rtol=rtol, hermitian=True))
+    lam, v = _covariance_eigen(f - mean)
+    return CovariancePrep(mean, v, 1.0 / lam)
 
 
 def hscore(features: ArrayLike, labels: ArrayLike, *, prepared: CovariancePrep | None = None) -> float:
@@ -206,18 +252,50 @@ def hscore(features: ArrayLike, labels: ArrayLike, *, prepared: CovariancePrep |
     codes, n_classes = _class_labels("hscore", labels, f.shape[0])
     prep = prepare_hscore(f) if prepared is None else prepared
     _check_prep(prep, f)
-    b = _between_class(f - prep.mean, codes, n_classes)
-    return float(np.einsum("cd,de,ce->", b, prep.precision, b))
+    return prep.quadratic_trace(_between_class(f, prep.mean, codes, n_classes))
+
+
+def ledoit_wolf_shrinkage(features: ArrayLike) -> float:
+    """Ledoit-Wolf shrinkage intensity of the features, as :func:`sklearn.covariance.ledoit_wolf`.
+
+    The same formula as scikit-learn's (features centred, covariance with 1/N normalisation),
+    with its two sums read off the ``N x N`` Gram matrix when ``N < D``:
+    ``sum((X^T X)^2) = sum((X X^T)^2)`` and ``sum(X2^T X2) = sum_i ||x_i||^4``.
+    """
+    x = _finite_2d(features, "features", min_rows=1)
+    n, d = x.shape
+    if d == 1:
+        return 0.0
+    x = x - x.mean(axis=0)
+    gram = x @ x.T if n < d else x.T @ x
+    sq_norms = np.einsum("ij,ij->i", x, x)
+    emp_trace = float(sq_norms.sum()) / n
+    mu = emp_trace / d
+    delta_ = float(np.sum(gram**2)) / n**2
+    beta_ = float(np.sum(sq_norms**2))
+    beta = (beta_ / n - delta_) / (d * n)
+    delta = (delta_ - 2.0 * mu * emp_trace + d * mu**2) / d
+    beta = min(beta, delta)
+    return 0.0 if beta == 0 else beta / delta
 
 
 def prepare_shrinkage_hscore(features: ArrayLike) -> CovariancePrep:
-    """Mean, inverse of the Ledoit-Wolf shrunk covariance and its shrinkage intensity."""
-    from sklearn.covariance import LedoitWolf
+    """Mean, inverse of the Ledoit-Wolf shrunk covariance and its shrinkage intensity.
 
+    With intensity ``a`` and ``mu = tr(cov f) / D`` the shrunk covariance
+    ``(1 - a) cov f + a mu I`` has the eigenvalues ``(1 - a) lambda + a mu`` along the
+    eigenvectors of ``cov f`` and ``a mu`` on the rest of the space; it is inverted in that form
+    (a pseudo-inverse when ``a mu = 0``).
+    """
     f = _finite_2d(features, "features")
-    lw = LedoitWolf(store_precision=False, assume_centered=False).fit(f)
-    precision = np.linalg.pinv(lw.covariance_, hermitian=True)
-    return CovariancePrep(lw.location_.astype(np.float64), precision, float(lw.shrinkage_))
+    mean = f.mean(axis=0)
+    z = f - mean
+    a = ledoit_wolf_shrinkage(f)
+    lam, v = _covariance_eigen(z)
+    mu = float(np.einsum("ij,ij->", z, z)) / (f.shape[0] * f.shape[1])
+    floor = a * mu
+    return CovariancePrep(mean, v, 1.0 / ((1.0 - a) * lam + floor),
+                          1.0 / floor if floor > 0 else 0.0, float(a))
 
 
 def shrinkage_hscore(features: ArrayLike, labels: ArrayLike, *,
@@ -234,8 +312,8 @@ def shrinkage_hscore(features: ArrayLike, labels: ArrayLike, *,
     codes, n_classes = _class_labels("shrinkage_hscore", labels, f.shape[0])
     prep = prepare_shrinkage_hscore(f) if prepared is None else prepared
     _check_prep(prep, f)
-    b = _between_class(f - prep.mean, codes, n_classes)
-    return float((1.0 - prep.shrinkage) * np.einsum("cd,de,ce->", b, prep.precision, b))
+    return float((1.0 - prep.shrinkage) * prep.quadratic_trace(_between_class(f, prep.mean, codes,
+                                                                               n_classes)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -268,31 +346,36 @@ def prepare_logme(features: ArrayLike) -> SVDPrep:
     return SVDPrep(u, s, f.shape[1])
 
 
-def _logme_column(u: FloatArray, s: FloatArray, d: int, y: FloatArray, *, tol: float,
-                  max_iter: int) -> tuple[float, float, float]:
-    n = y.size
+def _logme_columns(u: FloatArray, s: FloatArray, d: int, y: FloatArray, *, tol: float,
+                   max_iter: int) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """MacKay's fixed point for every column of ``y [N, K]`` at once (each stops on its own)."""
+    n = y.shape[0]
     sigma = s**2                      # eigenvalues of F^T F; the other D - k are zero
-    z = u.T @ y
-    outside = max(float(y @ y - z @ z), 0.0)   # part of y outside the column space of F
-    alpha, beta = 1.0, 1.0
+    z = (u.T @ y).T                   # [K, k]
+    outside = np.maximum(np.einsum("nk,nk->k", y, y) - np.einsum("kj,kj->k", z, z), 0.0)
+    alpha, beta = np.ones(y.shape[1]), np.ones(y.shape[1])
 
-    def pieces(alpha: float, beta: float) -> tuple[float, float, float]:
-        denom = alpha + beta * sigma
-        m2 = float(np.sum((beta * s * z / denom) ** 2))           # ||m||^2
-        res2 = float(np.sum((alpha * z / denom) ** 2)) + outside  # ||F m - y||^2
-        gamma = float(np.sum(beta * sigma / denom))
+    def pieces(alpha: FloatArray, beta: FloatArray, z: FloatArray,
+               outside: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        denom = alpha[:, None] + beta[:, None] * sigma
+        m2 = np.sum((beta[:, None] * s * z / denom) ** 2, axis=1)            # ||m||^2
+        res2 = np.sum((alpha[:, None] * z / denom) ** 2, axis=1) + outside   # ||F m - y||^2
+        gamma = np.sum(beta[:, None] * sigma / denom, axis=1)
         return m2, res2, gamma
 
+    active = np.arange(y.shape[1])
     for _ in range(max_iter):
-        m2, res2, gamma = pieces(alpha, beta)
-        new_alpha = gamma / max(m2, 1e-300)
-        new_beta = (n - gamma) / max(res2, 1e-300)
-        done = abs(new_alpha - alpha) <= tol * alpha and abs(new_beta - beta) <= tol * beta
-        alpha, beta = new_alpha, new_beta
-        if done:
+        if active.size == 0:
             break
-    m2, res2, _ = pieces(alpha, beta)
-    logdet = float(np.sum(np.log(alpha + beta * sigma))) + (d - s.size) * np.log(alpha)
+        a, b = alpha[active], beta[active]
+        m2, res2, gamma = pieces(a, b, z[active], outside[active])
+        new_a = gamma / np.maximum(m2, 1e-300)
+        new_b = (n - gamma) / np.maximum(res2, 1e-300)
+        done = (np.abs(new_a - a) <= tol * a) & (np.abs(new_b - b) <= tol * b)
+        alpha[active], beta[active] = new_a, new_b
+        active = active[~done]
+    m2, res2, _ = pieces(alpha, beta, z, outside)
+    logdet = np.sum(np.log(alpha[:, None] + beta[:, None] * sigma), axis=1) + (d - s.size) * np.log(alpha)
     evidence = (n * np.log(beta) + d * np.log(alpha) - n * np.log(2 * np.pi)
                 - beta * res2 - alpha * m2 - logdet) / 2.0
     return alpha, beta, evidence / n
@@ -318,13 +401,11 @@ def logme_evidence(features: ArrayLike, targets: ArrayLike, *, prepared: SVDPrep
     if prep.u.shape[0] != f.shape[0] or prep.n_features != f.shape[1]:
         raise ValueError(f"prepared SVD is for {prep.u.shape[0]} x {prep.n_features} features, the "
                          f"features are {f.shape[0]} x {f.shape[1]}")
-    fits = []
-    for k in range(y.shape[1]):
-        if np.ptp(y[:, k]) == 0 and not y[:, k].any():
-            raise ValueError(f"target column {k} is all zeros; its evidence is unbounded")
-        fits.append(_logme_column(prep.u, prep.s, prep.n_features, y[:, k], tol=tol,
-                                  max_iter=max_iter))
-    alpha, beta, evidence = (np.array(v) for v in zip(*fits))
+    zero = ~y.any(axis=0)
+    if zero.any():
+        raise ValueError(f"target column {int(np.argmax(zero))} is all zeros; its evidence is unbounded")
+    alpha, beta, evidence = _logme_columns(prep.u, prep.s, prep.n_features, y, tol=tol,
+                                           max_iter=max_iter)
     return LogMEFit(alpha, beta, evidence)
 
 
@@ -400,14 +481,44 @@ def nce(source_predictions: ArrayLike, labels: ArrayLike) -> float:
     return float(np.sum(joint[nz] * np.log((joint / pz)[nz])))
 
 
-def prepare_nleep(features: ArrayLike, variance: float = 0.8) -> FloatArray:
-    """PCA scores of the features keeping ``variance`` of their variance (one PCA per source)."""
-    return _pca(_finite_2d(features, "features"), float(variance))
+class NLEEPPrep:
+    """One source's PCA scores and the Gaussian-mixture posteriors fitted to them so far.
+
+    The mixture of N-LEEP is fitted to the features alone; the target decides only its number
+    of components (``components_per_class`` times its number of classes). Targets of one source
+    with the same number of classes therefore share one fit: :meth:`posteriors` fits a mixture
+    the first time a (components, covariance type, seed) combination is asked for and returns
+    the stored posteriors afterwards. ``fits`` counts the mixtures fitted.
+    """
+
+    def __init__(self, scores: FloatArray):
+        self.scores = np.asarray(scores, dtype=np.float64)
+        self._posteriors: dict[tuple[int, str, int], FloatArray] = {}
+
+    @property
+    def fits(self) -> int:
+        return len(self._posteriors)
+
+    def posteriors(self, n_components: int, covariance_type: str = "diag", seed: int = 0) -> FloatArray:
+        """Posterior component probabilities ``[N, n_components]`` of a seeded mixture."""
+        key = (int(n_components), str(covariance_type), int(seed))
+        if key not in self._posteriors:
+            from sklearn.mixture import GaussianMixture
+
+            gmm = GaussianMixture(n_components=key[0], covariance_type=key[1], random_state=key[2])
+            self._posteriors[key] = gmm.fit(self.scores).predict_proba(self.scores)
+        return self._posteriors[key]
+
+
+def prepare_nleep(features: ArrayLike, variance: float = 0.8) -> NLEEPPrep:
+    """PCA scores of the features keeping ``variance`` of their variance (one PCA per source),
+    with room for the mixtures fitted to them (:class:`NLEEPPrep`)."""
+    return NLEEPPrep(_pca(_finite_2d(features, "features"), float(variance)))
 
 
 def nleep(features: ArrayLike, labels: ArrayLike, *, variance: float = 0.8,
           components_per_class: int = 5, covariance_type: str = "diag", seed: int = 0,
-          prepared: FloatArray | None = None) -> float:
+          prepared: NLEEPPrep | FloatArray | None = None) -> float:
     """N-LEEP (Li et al. 2021): LEEP with a Gaussian mixture in place of the source head.
 
     The features are reduced by PCA to the components explaining ``variance`` (0.8, the
@@ -415,21 +526,23 @@ def nleep(features: ArrayLike, labels: ArrayLike, *, variance: float = 0.8,
     the number of target classes components (at most N; seeded, ``covariance_type`` as in
     :class:`sklearn.mixture.GaussianMixture`) is fitted to them, and its posterior component
     probabilities are scored by :func:`leep`. Works for features of any source. ``prepared``:
-    the output of :func:`prepare_nleep` (then ``variance`` is not used).
+    the output of :func:`prepare_nleep` (then ``variance`` is not used; mixtures already fitted
+    for the same number of components are reused) or PCA scores ``[N, k]``.
     """
-    from sklearn.mixture import GaussianMixture
-
     f = _finite_2d(features, "features")
     codes, n_classes = _class_labels("nleep", labels, f.shape[0])
-    reduced = prepare_nleep(f, variance) if prepared is None else np.asarray(prepared)
-    if reduced.shape[0] != f.shape[0]:
-        raise ValueError(f"prepared PCA scores have {reduced.shape[0]} rows, the features {f.shape[0]}")
+    if prepared is None:
+        prep = prepare_nleep(f, variance)
+    elif isinstance(prepared, NLEEPPrep):
+        prep = prepared
+    else:
+        prep = NLEEPPrep(prepared)
+    if prep.scores.shape[0] != f.shape[0]:
+        raise ValueError(f"prepared PCA scores have {prep.scores.shape[0]} rows, the features {f.shape[0]}")
     if components_per_class < 1:
         raise ValueError(f"components_per_class must be at least 1, got {components_per_class}")
     k = min(components_per_class * n_classes, f.shape[0])
-    gmm = GaussianMixture(n_components=k, covariance_type=covariance_type, random_state=seed)
-    posteriors = gmm.fit(reduced).predict_proba(reduced)
-    return leep(posteriors, codes)
+    return leep(prep.posteriors(k, covariance_type, seed), codes)
 
 
 # --------------------------------------------------------------------------------------------
@@ -444,6 +557,7 @@ class TransRatePrep:
     z: FloatArray
     rate: float
     eps: float
+    gram: FloatArray | None = None   # Z Z^T when N < D: the classes' coding rates read it
 
 
 def _coding_rate(z: FloatArray, eps: float) -> float:
@@ -465,7 +579,8 @@ def prepare_transrate(features: ArrayLike, *, eps: float = 1e-4, normalize: bool
         if scale == 0:
             raise ValueError("features are the same for every example; TransRate is undefined")
         z = z / scale
-    return TransRatePrep(z, _coding_rate(z, eps), eps)
+    gram = z @ z.T if z.shape[0] < z.shape[1] else None
+    return TransRatePrep(z, _coding_rate(z, eps), eps, gram)
 
 
 def transrate(features: ArrayLike, labels: ArrayLike, *, eps: float = 1e-4, normalize: bool = True,
@@ -486,8 +601,14 @@ def transrate(features: ArrayLike, labels: ArrayLike, *, eps: float = 1e-4, norm
         raise ValueError(f"prepared features have shape {prep.z.shape}, the features {f.shape}")
     conditional = 0.0
     for c in range(n_classes):
-        zc = prep.z[codes == c]
-        conditional += zc.shape[0] / f.shape[0] * _coding_rate(zc, prep.eps)
+        rows = np.flatnonzero(codes == c)
+        if prep.gram is not None:     # n_c <= N < D: the class's Gram matrix is a block of Z Z^T
+            block = prep.gram[np.ix_(rows, rows)]
+            _, logdet = np.linalg.slogdet(np.eye(rows.size) + block / (rows.size * prep.eps))
+            rate_c = 0.5 * float(logdet)
+        else:
+            rate_c = _coding_rate(prep.z[rows], prep.eps)
+        conditional += rows.size / f.shape[0] * rate_c
     return prep.rate - conditional
 
 
@@ -577,19 +698,60 @@ def ridge_fit(features: ArrayLike, targets: ArrayLike, ridge: float) -> tuple[Fl
     return w, ym - xm @ w
 
 
+@dataclass(frozen=True)
+class RidgePrep:
+    """Seeded split and the linear map from centred training targets to held-out predictions.
+
+    ``prediction = projector @ (y[train] - mean(y[train])) + mean(y[train])``, with ``projector
+    = (X_test - m) (Xc^T Xc + ridge I)^-1 Xc^T`` (``Xc`` the centred training features, ``m``
+    their mean), computed in the primal or dual form, whichever is smaller.
+    """
+
+    train: IntArray
+    test: IntArray
+    projector: FloatArray
+    test_fraction: float
+    ridge: float
+    seed: int
+
+
+def prepare_linear_mse(features: ArrayLike, *, test_fraction: float = 0.2, ridge: float = 1.0,
+                       seed: int = 0) -> RidgePrep:
+    """The split and held-out prediction map of :func:`linear_mse`, once per source."""
+    if not ridge > 0:
+        raise ValueError(f"ridge must be positive, got {ridge}")
+    x = _finite_2d(features, "features")
+    train, test = train_test_indices(x.shape[0], test_fraction, seed)
+    xm = x[train].mean(axis=0)
+    xc, xt = x[train] - xm, x[test] - xm
+    if x.shape[1] <= train.size:
+        projector = np.linalg.solve(xc.T @ xc + ridge * np.eye(x.shape[1]), xt.T).T @ xc.T
+    else:
+        projector = np.linalg.solve(xc @ xc.T + ridge * np.eye(train.size), xc @ xt.T).T
+    return RidgePrep(train, test, projector, float(test_fraction), float(ridge), int(seed))
+
+
 def linear_mse(features: ArrayLike, labels: ArrayLike, *, test_fraction: float = 0.2,
-               ridge: float = 1.0, seed: int = 0) -> float:
+               ridge: float = 1.0, seed: int = 0, prepared: RidgePrep | None = None) -> float:
     """Negative held-out mean squared error of a ridge regression, regression targets.
 
     After Nguyen et al. (2023): fit :func:`ridge_fit` on a seeded training split
     (:func:`train_test_indices`) and return ``-mean((prediction - y)^2)`` on the held-out part,
-    averaged over target columns, so that higher means better transfer.
+    averaged over target columns, so that higher means better transfer. ``prepared``: the
+    output of :func:`prepare_linear_mse` (then the split and ridge strength come from it).
     """
     x = _finite_2d(features, "features")
     y = _regression_targets("linear_mse", labels, x.shape[0])
-    train, test = train_test_indices(x.shape[0], test_fraction, seed)
-    w, b = ridge_fit(x[train], y[train], ridge)
-    return -float(np.mean((x[test] @ w + b - y[test]) ** 2))
+    if prepared is None:
+        train, test = train_test_indices(x.shape[0], test_fraction, seed)
+        w, b = ridge_fit(x[train], y[train], ridge)
+        return -float(np.mean((x[test] @ w + b - y[test]) ** 2))
+    if prepared.train.size + prepared.test.size != x.shape[0]:
+        raise ValueError(f"prepared split is for {prepared.train.size + prepared.test.size} examples, "
+                         f"the features have {x.shape[0]}")
+    ym = y[prepared.train].mean(axis=0)
+    prediction = prepared.projector @ (y[prepared.train] - ym) + ym
+    return -float(np.mean((prediction - y[prepared.test]) ** 2))
 
 
 # --------------------------------------------------------------------------------------------
@@ -694,7 +856,7 @@ ESTIMATORS: Mapping[str, EstimatorSpec] = {
                       prepare_transrate, ("eps", "normalize")),
         EstimatorSpec("gbc", gbc, ("class",), "features", True, "Pandy et al. 2022"),
         EstimatorSpec("linear_mse", linear_mse, ("regression",), "features", True,
-                      "Nguyen et al. 2023"),
+                      "Nguyen et al. 2023", prepare_linear_mse, ("test_fraction", "ridge", "seed")),
         EstimatorSpec("parc", parc, ("class", "regression"), "features", True, "Bolya et al. 2021",
                       prepare_parc, ("pca_components", "seed")),
     )
