@@ -49,7 +49,9 @@ onerror:
 def script_code(name):
     """Digest of the code a rule's script runs (the script and the package modules it imports):
     a rule param, so changed code reruns exactly the jobs it affects."""
-    return code_digest(os.path.join(workflow.basedir, "workflow", "scripts", f"{name}.py"))
+    return code_digest(
+        os.path.join(workflow.basedir, "workflow", "scripts", f"{name}.py")
+    )
 
 
 def gpu_resources():

@@ -34,7 +34,10 @@ def groundtruth_inputs():
             "gt_dds_affinity": GT_FILES["affinity_base"],
             "gt_dds_wins_vs_pixels": GT_FILES["wins_vs_pixels_16k"],
         }
-    out = {"gt_attribution": TAX["groundtruth_csv"], "gt_dds_affinity": TAX["groundtruth_csv"]}
+    out = {
+        "gt_attribution": TAX["groundtruth_csv"],
+        "gt_dds_affinity": TAX["groundtruth_csv"],
+    }
     if TAX["groundtruth_wins_csv"]:
         out["gt_dds_wins_vs_pixels"] = TAX["groundtruth_wins_csv"]
     return out
