@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from visualpriors.taskonomy_network import TaskonomyEncoder
 
-from tasksim.attribution import attribution_maps, folded_for_attribution, per_image_cosine
+from tasksim.similarity.attribution import attribution_maps, folded_for_attribution, per_image_cosine
 
 
 def smooth_images(n: int, size: int, seed: int) -> torch.Tensor:

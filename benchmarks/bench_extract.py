@@ -15,7 +15,7 @@ encoder_output RDMs.
     python benchmarks/bench_extract.py --images 32 --batch-size 8 --threads 2
 
 Third path, int8 = ``extraction.precision: int8``: the fast path plus static int8 residual
-branches in the bottlenecks of layer2-layer4 (tasksim.quantize; residual stream, shortcuts and
+branches in the bottlenecks of layer2-layer4 (tasksim.extract.quantize; residual stream, shortcuts and
 additions in floating point), calibrated on the first --calibration-images of the measured
 images, as the pipeline does. Its one-off set-up (fold, calibrate, convert) is timed separately
 and folded into a whole-job figure for a 500-image probe set.
@@ -44,8 +44,8 @@ import torch
 from scipy.stats import spearmanr
 
 from tasksim.extract import forward_layers, prepare_for_inference
-from tasksim.preprocess import network_input
-from tasksim.quantize import cpu_has_vnni, int8_qconfig
+from tasksim.extract.quantize import cpu_has_vnni, int8_qconfig
+from tasksim.probe.preprocess import network_input
 from tasksim.scenes import render_rgb
 from tasksim.similarity.rsa import rdm, upper_triangle
 from tasksim.snakeutils import retain_freed_memory

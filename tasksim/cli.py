@@ -8,7 +8,7 @@
                              [--output SCORES.csv] [--all-k]
 
 A thin adapter: the listing comes from :func:`tasksim.config.similarity_methods`, the scoring
-from :mod:`tasksim.matrixscore`. Input problems (a malformed matrix, an unreadable ground truth)
+from :mod:`tasksim.taxonomy.matrixscore`. Input problems (a malformed matrix, an unreadable ground truth)
 end with one line ``tasksim: error: <file>: <problem>`` on stderr and exit code 2.
 """
 
@@ -100,8 +100,8 @@ def _score_text(path: str, kind: str, matrix, table, source: str) -> str:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from tasksim import matrixscore as ms
     from tasksim.download import ChecksumError
+    from tasksim.taxonomy import matrixscore as ms
 
     try:
         matrix = ms.read_task_matrix(args.matrix, args.kind)
@@ -131,9 +131,9 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tasksim``."""
-    from tasksim.groundtruth import DEFAULT_SOURCE
-    from tasksim.matrixscore import KINDS, TREE_DEFAULTS
-    from tasksim.trees import DISTANCES, LINKAGES
+    from tasksim.taxonomy.groundtruth import DEFAULT_SOURCE
+    from tasksim.taxonomy.matrixscore import KINDS, TREE_DEFAULTS
+    from tasksim.taxonomy.trees import DISTANCES, LINKAGES
 
     p = argparse.ArgumentParser(
         prog="tasksim",

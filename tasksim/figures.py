@@ -2,7 +2,7 @@
 
 Every function returns a :class:`matplotlib.figure.Figure` on a non-interactive Agg canvas (no
 pyplot state), with a title, axis labels and a legend or colour bar, so that a figure is readable
-without the code. :func:`save` writes PNG and PDF. Dendrograms: :func:`tasksim.trees.dendrogram_figure`.
+without the code. :func:`save` writes PNG and PDF. Dendrograms: :func:`tasksim.taxonomy.trees.dendrogram_figure`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from matplotlib.patches import Patch  # noqa: E402
 
 from tasksim import tasks as _tasks  # noqa: E402
 from tasksim.io import atomic_path  # noqa: E402
-from tasksim.trees import GROUP_COLOURS, GROUP_TITLES  # noqa: E402
-from tasksim.uncertainty import format_p_value  # noqa: E402
+from tasksim.taxonomy.trees import GROUP_COLOURS, GROUP_TITLES  # noqa: E402
+from tasksim.taxonomy.uncertainty import format_p_value  # noqa: E402
 
 __all__ = ["new_figure", "heading", "save", "similarity_heatmap", "precision_recall_curves", "score_bars",
            "pair_scatter", "target_scatter", "group_colour"]

@@ -1,4 +1,4 @@
-"""Tests of tasksim.attribution: gradients, DeepExplain epsilon-LRP, storage and cosine similarity."""
+"""Tests of tasksim.similarity.attribution: gradients, DeepExplain epsilon-LRP, storage and cosine similarity."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from visualpriors.taskonomy_network import TaskonomyEncoder
 
-from tasksim.attribution import (
+from tasksim.similarity.attribution import (
     METHODS,
     attribution_maps,
     cosine_similarity_matrix,

@@ -1,4 +1,4 @@
-"""The tasksim console command: --version, methods, score (tasksim.cli, tasksim.matrixscore)."""
+"""The tasksim console command: --version, methods, score (tasksim.cli, tasksim.taxonomy.matrixscore)."""
 from __future__ import annotations
 
 import os
@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasksim import cli, matrixscore, scoring
+from tasksim import cli
 from tasksim import taxonomy as tx
 from tasksim.tasks import PAPER_TASKS, TASKS
+from tasksim.taxonomy import matrixscore, scoring
 
 REPO = Path(__file__).resolve().parents[1]
 NEW = list(PAPER_TASKS)

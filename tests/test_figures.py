@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from tasksim import figures, tasks, trees
+from tasksim import figures, tasks
+from tasksim.taxonomy import trees
 
 T = list(tasks.PAPER_TASKS)
 

@@ -1,4 +1,4 @@
-"""Batch-norm folding (tasksim.fold) and the extraction model set-up that uses it."""
+"""Batch-norm folding (tasksim.extract.fold) and the extraction model set-up that uses it."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from tasksim.extract import forward_layers, prepare_for_inference
-from tasksim.fold import conv_batchnorm_pairs, fold_batchnorm, folded_copy
+from tasksim.extract.fold import conv_batchnorm_pairs, fold_batchnorm, folded_copy
 from tasksim.zoo import TASKONOMY_LAYERS, random_encoder, taskonomy_encoder
 
 

@@ -3,7 +3,8 @@ and the probe set built from it (names recorded, list file taken back)."""
 import pytest
 
 from tasksim.config import validate_config
-from tasksim.github import (
+from tasksim.probe import build_probe_set, read_probe
+from tasksim.probe.github import (
     GitHubClient,
     GitHubError,
     GitHubRateLimitError,
@@ -11,7 +12,6 @@ from tasksim.github import (
     list_folder,
     raw_file_url,
 )
-from tasksim.probe import build_probe_set, read_probe
 
 from fake_github import FakeGitHub, sample_names
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tasksim import groundtruth as gt
 from tasksim import tasks
+from tasksim.taxonomy import groundtruth as gt
 
 SHARED = Path(__file__).parents[2] / "shared" / "taskonomy"
 ALL_FILES = [(k, v) for k in gt.KINDS for v in gt.VARIANTS]

@@ -183,7 +183,7 @@ def test_affinity_outputs(tiny_run):
 
 def test_pickle_form_parses_like_taskonomy_files(tiny_run):
     """The written pickle goes through the same parser as the Taskonomy affinity files."""
-    groundtruth = pytest.importorskip("tasksim.groundtruth")
+    groundtruth = pytest.importorskip("tasksim.taxonomy.groundtruth")
     _, _, paths = tiny_run
     df = read_affinity_csv(paths["affinity"])
     raw = pickle.loads(paths["affinity_pkl"].read_bytes())
@@ -259,7 +259,7 @@ def test_taskonomy_comparison_on_shared_names():
 
 def test_tree_groups_lists_clusters_with_task_groups():
     from tasksim.minitaskonomy.check import tree_groups
-    from tasksim.trees import cluster
+    from tasksim.taxonomy.trees import cluster
 
     names = ["autoencoding", "denoising", "normal", "reshading"]
     sim = np.array([[1, .9, .1, .1], [.9, 1, .1, .1], [.1, .1, 1, .9], [.1, .1, .9, 1]])

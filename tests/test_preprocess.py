@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tasksim.preprocess import (
+from tasksim.probe.preprocess import (
     center_crop,
     crop_and_resize,
     is_low_saturation,

@@ -1,4 +1,4 @@
-"""int8 residual branches (tasksim.quantize): which blocks, exact restructuring, dtypes, errors.
+"""int8 residual branches (tasksim.extract.quantize): which blocks, exact restructuring, dtypes, errors.
 
 End-to-end agreement with fp32 (encoder_output RDM Spearman >= 0.999) and resume are tested in
 tests/test_extract.py."""
@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from tasksim.extract import check_precision, forward_layers, prepare_for_inference
-from tasksim.preprocess import network_input
-from tasksim.quantize import Branch, Int8Bottleneck, quantizable_blocks, quantize_residual_branches
+from tasksim.extract.quantize import Branch, Int8Bottleneck, quantizable_blocks, quantize_residual_branches
+from tasksim.probe.preprocess import network_input
 from tasksim.scenes import render_rgb
 from tasksim.zoo import TASKONOMY_LAYERS, random_encoder, taskonomy_encoder
 

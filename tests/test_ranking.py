@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 from scipy.stats import weightedtau
 
-from tasksim import scoring
 from tasksim.minitaskonomy.ahp import affinity_frame
 from tasksim.minitaskonomy.ceiling import (
     noise_ceiling,
@@ -18,6 +17,7 @@ from tasksim.minitaskonomy.ceiling import (
     split_half_affinities,
     split_images,
 )
+from tasksim.taxonomy import scoring
 
 
 def _frame(values, sources, targets) -> pd.DataFrame:
@@ -184,7 +184,7 @@ def test_popularity_is_leave_one_target_out():
 
 @pytest.mark.shared
 def test_popularity_floor_on_taskonomy(shared_taskonomy):
-    from tasksim import groundtruth
+    from tasksim.taxonomy import groundtruth
     g = groundtruth.load_matrix(shared_taskonomy, "affinity", "base")
     tasks = list(scoring.DDS_TASKS)
     pop = scoring.popularity_scores(g, tasks, tasks)

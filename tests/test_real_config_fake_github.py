@@ -17,8 +17,8 @@ import h5py
 import pytest
 import yaml
 
-from tasksim.groundtruth import SHA256
 from tasksim.probe import choose
+from tasksim.taxonomy.groundtruth import SHA256
 
 from conftest import REPO, SHARED, snakemake_exe
 from fake_github import SAMPLE_FOLDERS, FakeGitHub, png_bytes, sample_names

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from tasksim import taxonomy as tx
-from tasksim.uncertainty import format_p_value
+from tasksim.taxonomy.uncertainty import format_p_value
 
 
 def test_p_values_are_printed_at_the_resolution_of_the_test():

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-from tasksim import scoring, trees
 from tasksim.tasks import PAPER_TASKS
+from tasksim.taxonomy import scoring, trees
 
 SHARED = Path(__file__).parents[2] / "shared" / "taskonomy"
 TASKS = list(PAPER_TASKS)
@@ -19,7 +19,7 @@ TASKS = list(PAPER_TASKS)
 def _shared_matrix(kind: str, variant: str) -> pd.DataFrame:
     if not (SHARED / "affinities" / "all_affinities.pkl").is_file():
         pytest.skip(f"Taskonomy mirror not found at {SHARED} (../shared/taskonomy beside the checkout)")
-    from tasksim import groundtruth
+    from tasksim.taxonomy import groundtruth
     return groundtruth.load_matrix(SHARED, kind, variant)
 
 

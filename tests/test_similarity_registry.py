@@ -145,7 +145,7 @@ def test_missing_plugin_module_is_not_an_error(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_real_attribution_plugin_registers_the_three_kinds():
-    """tasksim.attribution registers attribution_<kind>; the method is the mean per-image cosine."""
+    """tasksim.similarity.attribution registers attribution_<kind>; the method is the mean per-image cosine."""
     rng = np.random.default_rng(3)
     maps = [rng.normal(size=(5, 4, 4)) for _ in range(3)]
     names = registry.available_methods(kind="attribution")

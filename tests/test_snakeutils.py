@@ -1,5 +1,8 @@
 """Rule params carry only what changes a result: run settings are dropped, and the code digest
 follows exactly the modules a rule's script imports."""
+from pathlib import Path
+
+import tasksim
 from tasksim.snakeutils import code_digest, module_closure, result_options, run_label
 
 
@@ -33,8 +36,9 @@ def test_code_digest_follows_the_scripts_imports_and_nothing_else(tmp_path):
 
 
 def test_glue_modules_are_left_out_of_the_digest(tmp_path):
-    files = {p.name for p in module_closure(["tasksim.snakeutils", "tasksim.probe"])}
-    assert "probe.py" in files and "github.py" in files
+    root = Path(tasksim.__file__).parent
+    files = {p.relative_to(root).as_posix() for p in module_closure(["tasksim.snakeutils", "tasksim.probe"])}
+    assert {"probe/__init__.py", "probe/github.py", "download.py"} <= files
     assert "snakeutils.py" not in files and "config.py" not in files
 
 

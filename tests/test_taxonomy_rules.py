@@ -16,11 +16,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from tasksim import groundtruth as gt
-from tasksim import scoring, tasks
+from tasksim import tasks
 from tasksim import taxonomy as tx
 from tasksim.similarity.registry import compute_similarity
 from tasksim.similarity.rsa import rdm
+from tasksim.taxonomy import groundtruth as gt
+from tasksim.taxonomy import scoring
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "taskonomy"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.cluster.hierarchy import cophenet
 
-from tasksim import trees
+from tasksim.taxonomy import trees
 
 BLOCKS = [["a", "b", "c"], ["d", "e", "f", "g"], ["h", "i", "j"]]
 LABELS = [x for b in BLOCKS for x in b]

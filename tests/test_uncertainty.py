@@ -8,7 +8,7 @@ import pytest
 from scipy.spatial.distance import pdist, squareform
 from scipy.stats import spearmanr
 
-from tasksim import uncertainty as unc
+from tasksim.taxonomy import uncertainty as unc
 
 LABELS = [f"t{i}" for i in range(5)]
 

@@ -5,7 +5,7 @@ would not match it perfectly. Splitting the test images into two disjoint halves
 the affinity from each half with the same procedure as the full one (per-image losses ->
 pairwise win rates -> AHP, :func:`tasksim.minitaskonomy.ahp.affinity_frame`) gives two
 independent measurements; scoring one against the other with the measures that score the methods
-(per-target Spearman, weighted Kendall tau, Rel@1: :mod:`tasksim.scoring`) says how far a method
+(per-target Spearman, weighted Kendall tau, Rel@1: :mod:`tasksim.taxonomy.scoring`) says how far a method
 could get. The per-image losses are those the pipeline stores in ``transfer/losses.npz``
 (``sources`` plus one ``[sources, N_test]`` array per target; :func:`read_losses`).
 
@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from tasksim import scoring as _sc
 from tasksim.minitaskonomy.ahp import affinity_frame
+from tasksim.taxonomy import scoring as _sc
 
 __all__ = ["read_losses", "split_images", "split_half_affinities", "noise_ceiling",
            "noise_ceiling_summary"]
@@ -72,7 +72,7 @@ def noise_ceiling(losses: Mapping[str, ArrayLike], sources: Sequence[str], *,
 
     For each of ``n_splits`` seeded splits (seeds ``seed, seed + 1, ...``) the two half
     affinities of :func:`split_half_affinities` are scored against each other with
-    :func:`tasksim.scoring.ranking_per_target`, in both directions (weighted tau and Rel@1 are
+    :func:`tasksim.taxonomy.scoring.ranking_per_target`, in both directions (weighted tau and Rel@1 are
     not symmetric), and the values are averaged. ``score_sources``: the sources the methods are
     scored over (default ``sources``; the AHP step always uses all of ``sources``, as the full
     affinity does); ``targets`` (default: all), ``own_entry`` and ``baseline`` as in the scoring
@@ -99,6 +99,6 @@ def noise_ceiling(losses: Mapping[str, ArrayLike], sources: Sequence[str], *,
 
 def noise_ceiling_summary(ceiling: pd.DataFrame) -> pd.DataFrame:
     """Mean over targets of each column of :func:`noise_ceiling` (rows = measures), with the
-    number of targets it could be computed for, as :func:`tasksim.scoring.ranking_summary`."""
+    number of targets it could be computed for, as :func:`tasksim.taxonomy.scoring.ranking_summary`."""
     return pd.DataFrame.from_dict({m: _sc.target_mean(ceiling[m])._asdict() for m in ceiling.columns},
                                   orient="index").rename_axis("measure")

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from tasksim.minitaskonomy.models import build_encoder
-from tasksim.preprocess import network_input
+from tasksim.probe.preprocess import network_input
 
 
 @torch.no_grad()
@@ -74,7 +74,7 @@ def score_against_affinity(similarity: pd.DataFrame, affinity: pd.DataFrame, n_p
 
     Returns ``{"score": ..., "p_value": ... (joint row/column shuffles of the task labels; NaN
     without permutations), "n_targets": ...}``."""
-    from tasksim.uncertainty import permutation_test
+    from tasksim.taxonomy.uncertainty import permutation_test
 
     tasks = list(similarity.index)
     missing = [t for t in tasks if t not in affinity.index or t not in affinity.columns]
@@ -92,7 +92,7 @@ def score_against_affinity(similarity: pd.DataFrame, affinity: pd.DataFrame, n_p
 def tree_groups(z: np.ndarray, labels: Sequence[str], n_clusters: int) -> list[list[tuple[str, str]]]:
     """Clusters of the tree cut into ``n_clusters``: per cluster ``[(task, group), ...]``."""
     from tasksim.tasks import group
-    from tasksim.trees import cut
+    from tasksim.taxonomy.trees import cut
 
     ids = cut(z, n_clusters)
     clusters: dict[int, list[tuple[str, str]]] = {}

@@ -17,7 +17,7 @@ function's keywords, with the same defaults) in the schema section::
         ...
         return matrix, info
 
-Modules listed in :data:`PLUGIN_MODULES` (``tasksim.attribution``) are imported on the first
+Modules listed in :data:`PLUGIN_MODULES` (``tasksim.similarity.attribution``) are imported on the first
 lookup of a name that is not registered yet, so their decorators run without the caller importing
 them.
 
@@ -49,7 +49,7 @@ MethodFn = Callable[..., tuple[np.ndarray, dict[str, Any]]]
 DEFAULT_BLOCK_SIZE = 65536
 
 #: Modules imported lazily to register further methods (attribution maps).
-PLUGIN_MODULES: tuple[str, ...] = ("tasksim.attribution",)
+PLUGIN_MODULES: tuple[str, ...] = ("tasksim.similarity.attribution",)
 
 
 #: What a method's pipeline rule reads (docs/architecture.md): stored activations of one layer,

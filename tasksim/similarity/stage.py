@@ -107,8 +107,8 @@ def attribution_file(spec: Any, model: Any, probe: PathLike, out: PathLike,
     """
     import torch
 
-    from tasksim.attribution import attribution_maps, to_float16
-    from tasksim.preprocess import network_input
+    from tasksim.probe.preprocess import network_input
+    from tasksim.similarity.attribution import attribution_maps, to_float16
 
     device = next(iter(model.parameters())).device
     with open_h5(probe, "r", locking) as pf:

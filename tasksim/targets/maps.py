@@ -1,6 +1,6 @@
 """Geometry of dense label maps: the probe images' centre crop, then a resize per label kind.
 
-A label map is cut like its image (:func:`tasksim.preprocess.center_crop`: the central square)
+A label map is cut like its image (:func:`tasksim.probe.preprocess.center_crop`: the central square)
 so that pixel ``(i, j)`` of the label still describes pixel ``(i, j)`` of the probe image. It is
 then resized to the requested side: class and instance maps by nearest neighbour (labels are
 never mixed), regression maps by area averaging (a missing value, NaN, spreads to the output
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tasksim.preprocess import center_crop
+from tasksim.probe.preprocess import center_crop
 from tasksim.targets.kinds import LabelKind
 
 

@@ -73,8 +73,8 @@ from PIL import Image, UnidentifiedImageError
 
 from tasksim.download import fetch
 from tasksim.io import sha256_file
-from tasksim.preprocess import to_rgb_uint8
 from tasksim.probe import probe_info, read_url_list
+from tasksim.probe.preprocess import to_rgb_uint8
 from tasksim.targets.kinds import LabelFileError, LabelKind, TargetError, TaskLabels, label_kind
 from tasksim.targets.maps import fit_map
 from tasksim.tasks import canonical

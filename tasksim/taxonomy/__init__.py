@@ -6,8 +6,8 @@ Modules: :mod:`.protocols` (which protocol a run defines, the reference tree), :
 method's matrix on resampled images, as the method table declares), :mod:`.summary` (the summary
 table, its Markdown, the report's front page), :mod:`.files` (ground-truth CSVs, tree JSON) and
 :mod:`.stage` (the path-in/path-out steps the rule scripts call). The science lives in
-:mod:`tasksim.trees`, :mod:`tasksim.scoring`, :mod:`tasksim.uncertainty` and
-:mod:`tasksim.groundtruth`.
+:mod:`tasksim.taxonomy.trees`, :mod:`tasksim.taxonomy.scoring`, :mod:`tasksim.taxonomy.uncertainty` and
+:mod:`tasksim.taxonomy.groundtruth`.
 
 Protocols (keys of ``scores`` in the JSON):
 

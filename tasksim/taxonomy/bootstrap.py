@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasksim import uncertainty as _unc
 from tasksim.similarity.files import SimilarityFile, read_rdms
 from tasksim.similarity.registry import hdf5_layer, hdf5_layer_shape
+from tasksim.taxonomy import uncertainty as _unc
 
 
 def bootstrap_source(method: str, models: Sequence[str], sim: SimilarityFile,

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasksim import trees as _trees
+from tasksim.taxonomy import trees as _trees
 
 
 def read_groundtruth_csv(path: str | Path) -> pd.DataFrame:
@@ -23,7 +23,7 @@ def read_groundtruth_csv(path: str | Path) -> pd.DataFrame:
 
 
 def tree_json(z: np.ndarray, labels: Sequence[str], **info: Any) -> str:
-    """Node-link JSON of a tree (:func:`tasksim.trees.tree_to_json`) with the linkage matrix,
+    """Node-link JSON of a tree (:func:`tasksim.taxonomy.trees.tree_to_json`) with the linkage matrix,
     leaf labels and ``info`` (linkage method, distance, ...) as graph attributes."""
     g = _trees.linkage_to_digraph(z, labels)
     g.graph.update(linkage=np.asarray(z, dtype=float).tolist(), labels=list(labels), **info)

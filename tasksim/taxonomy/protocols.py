@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasksim import groundtruth as _gt
-from tasksim import scoring as _sc
+from tasksim.taxonomy import groundtruth as _gt
+from tasksim.taxonomy import scoring as _sc
 
 #: Scores listed in the summary table, in order.
 HEADLINE_SCORES: tuple[str, ...] = (
@@ -40,7 +40,7 @@ def article(label: str) -> str:
 
 def reference_tree(affinity: pd.DataFrame, kind: str = "taskonomy",
                    method: str = "average") -> tuple[np.ndarray, list[str], dict[str, Any]]:
-    """The reference tree of a ground truth (see :func:`tasksim.groundtruth.taskonomy_tree`).
+    """The reference tree of a ground truth (see :func:`tasksim.taxonomy.groundtruth.taskonomy_tree`).
 
     ``kind="taskonomy"``: the 20 paper tasks, 18 targets of ``all_affinities_16k``. Otherwise
     (Mini-Taskonomy): leaves = the task rows of the matrix, targets = its task columns.

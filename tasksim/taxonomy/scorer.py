@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasksim import scoring as _sc
-from tasksim import trees as _trees
-from tasksim import uncertainty as _unc
+from tasksim.taxonomy import scoring as _sc
+from tasksim.taxonomy import trees as _trees
+from tasksim.taxonomy import uncertainty as _unc
 from tasksim.taxonomy.protocols import Protocols
 
 
@@ -141,7 +141,7 @@ def score_analysis(sim: pd.DataFrame, protocols: Protocols, tree: Mapping[str, A
     JSON. Each score: ``estimate`` (all images; the stored matrix), ``low`` / ``high`` (percentile
     interval of ``similarity_fn`` rescored on ``n_bootstrap`` image resamples; null when not
     available), ``p_value`` (``(1 + #{null >= observed}) / (1 + n_permutations)`` over joint
-    row/column permutations of the matrix, as :func:`tasksim.uncertainty.permutation_test`).
+    row/column permutations of the matrix, as :func:`tasksim.taxonomy.uncertainty.permutation_test`).
     """
     say = log or (lambda _msg: None)
     rng = np.random.default_rng(seed)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasksim import uncertainty as _unc
+from tasksim.taxonomy import uncertainty as _unc
 from tasksim.taxonomy.protocols import HEADLINE_SCORES, article, groundtruth_label
 
 

@@ -1,5 +1,5 @@
 # Helper functions and constants of similarity.smk (kept apart: Snakemake style keeps rules and functions in separate files).
-from tasksim.attribution import map_kind
+from tasksim.similarity.attribution import map_kind
 from tasksim.config import method_options
 from tasksim.similarity.registry import methods_reading
 

@@ -1,6 +1,6 @@
 # Task trees, agreement with the transfer ground truth (Taskonomy or Mini-Taskonomy), figures and
 # the report. Layout: docs/data-layout.md ("Taxonomy and comparison"). Options:
-# config["taxonomy"]. Science: tasksim.trees / scoring / uncertainty / groundtruth; glue:
+# config["taxonomy"]. Science: tasksim.taxonomy.trees / scoring / uncertainty / groundtruth; glue:
 # tasksim.taxonomy; figures: tasksim.figures.
 rule groundtruth:
     output:

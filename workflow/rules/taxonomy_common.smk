@@ -2,7 +2,7 @@
 import os
 
 from tasksim.config import method_options
-from tasksim.groundtruth import KINDS as GT_KINDS, VARIANTS as GT_VARIANTS
+from tasksim.taxonomy.groundtruth import KINDS as GT_KINDS, VARIANTS as GT_VARIANTS
 from tasksim.similarity.registry import get_method
 
 TAX = config["taxonomy"]

@@ -5,7 +5,7 @@ Conventions. A *similarity* is a DataFrame whose index and columns are canonical
 entry ``[a, b]`` is the similarity of task ``a`` to task ``b``. For target ``t`` the methods are
 read column-wise, ``similarity.loc[candidates, t]`` (symmetric methods are unaffected). A
 *ground truth* is a source x target DataFrame as returned by
-:func:`tasksim.groundtruth.first_order_matrix` (higher = better transfer), entry ``[s, t]`` = the
+:func:`tasksim.taxonomy.groundtruth.first_order_matrix` (higher = better transfer), entry ``[s, t]`` = the
 transfer from source ``s`` to target ``t``. Any other ground truth of the same form (e.g. an
 in-house mini-Taskonomy with different tasks) can be scored by passing the task sets explicitly;
 the paper sets are the defaults. Ties in a ranking are broken by the order of the candidate list
@@ -41,7 +41,7 @@ import pandas as pd
 from scipy.stats import rankdata, spearmanr, weightedtau
 
 from tasksim import tasks as _tasks
-from tasksim import trees as _trees
+from tasksim.taxonomy import trees as _trees
 
 __all__ = [
     "ATTRIBUTION_SOURCES", "ATTRIBUTION_TARGETS", "DDS_TASKS", "N_RELEVANT", "K_VALUES",
@@ -230,7 +230,7 @@ def tree_agreement(z_a: np.ndarray, labels_a: Sequence[str], z_b: np.ndarray,
 
     ``cophenetic_correlation``: :func:`cophenetic_correlation` of the two cophenetic matrices.
     ``adjusted_rand``: :func:`adjusted_rand_index` of the two ``n_clusters`` partitions
-    (:func:`tasksim.trees.cut` of each full tree, then restricted to the common tasks).
+    (:func:`tasksim.taxonomy.trees.cut` of each full tree, then restricted to the common tasks).
     ``n_common``: number of common tasks.
     """
     la, lb = list(labels_a), list(labels_b)

@@ -31,9 +31,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from tqdm import tqdm
 
 from tasksim.download import fetch, resolve
-from tasksim.github import DEFAULT_API_URL, DEFAULT_RAW_URL, GitHubClient, list_folder, raw_file_url
 from tasksim.io import atomic_path, open_h5, read_str, sha256_file, str_dataset
-from tasksim.preprocess import crop_and_resize
+from tasksim.probe.github import DEFAULT_API_URL, DEFAULT_RAW_URL, GitHubClient, list_folder, raw_file_url
+from tasksim.probe.preprocess import crop_and_resize
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def github_listing(repository: str, commit: str, folder: str, api_url: str = DEF
     """Image file names directly in ``folder`` of a GitHub repository at ``commit``.
 
     Walks the folder's own trees (never a recursive tree, which GitHub truncates at 100,000
-    entries) and fails naming the URL if any answer is truncated: see :mod:`tasksim.github`.
+    entries) and fails naming the URL if any answer is truncated: see :mod:`tasksim.probe.github`.
     """
     return list_folder(repository, commit, folder, client=client or GitHubClient(api_url),
                        suffixes=IMAGE_SUFFIXES)

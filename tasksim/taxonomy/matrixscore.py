@@ -7,7 +7,7 @@ better transfer from the row to the column). Tasks are the CSV's header and inde
 spelling (taskbank ``rgb2depth``, visualpriors ``depth_zbuffer``, pickle ``segmentsemantic_rb``),
 mapped to the canonical name by :func:`tasksim.tasks.canonical`.
 
-The protocols are those of :mod:`tasksim.scoring` on the paper task sets, restricted to the
+The protocols are those of :mod:`tasksim.taxonomy.scoring` on the paper task sets, restricted to the
 tasks the matrix has (a note says when the set is incomplete, so the value is not comparable
 with published figures):
 
@@ -17,8 +17,8 @@ with published figures):
   the unsuffixed affinities / ``wins_vs_pixels_16k`` (17 tasks), with the target's own entry
   (the DDS protocol) and, as ``..._no_own``, without it;
 * ``tree``: cophenetic correlation and adjusted Rand index of the k-cluster cuts against the
-  Taskonomy reference tree (:func:`tasksim.groundtruth.taskonomy_tree`). A similarity matrix is
-  clustered like the pipeline's matrices (:func:`tasksim.trees.cluster`); a transferability
+  Taskonomy reference tree (:func:`tasksim.taxonomy.groundtruth.taskonomy_tree`). A similarity matrix is
+  clustered like the pipeline's matrices (:func:`tasksim.taxonomy.trees.cluster`); a transferability
   matrix like the reference itself (transfer-out ranks, average linkage).
 
 A full 20-task similarity matrix gets exactly the estimates the pipeline's ``scores`` rule
@@ -36,10 +36,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tasksim import groundtruth as _gt
-from tasksim import scoring as _sc
 from tasksim import tasks as _tasks
-from tasksim import trees as _trees
+from tasksim.taxonomy import groundtruth as _gt
+from tasksim.taxonomy import scoring as _sc
+from tasksim.taxonomy import trees as _trees
 
 __all__ = [
     "KINDS", "GROUNDTRUTH_FILES", "MIN_SHARED_TASKS", "MatrixFileError", "read_task_matrix",
@@ -168,7 +168,7 @@ def load_groundtruth(source: str | os.PathLike[str] = _gt.DEFAULT_SOURCE,
                      cache_dir: str | os.PathLike[str] | None = None) -> dict[str, pd.DataFrame]:
     """The ground truth of each protocol (:data:`GROUNDTRUTH_FILES`) as source x target matrices.
 
-    ``source`` is what ``taxonomy.groundtruth_source`` accepts (:func:`tasksim.groundtruth.
+    ``source`` is what ``taxonomy.groundtruth_source`` accepts (:func:`tasksim.taxonomy.groundtruth.
     resolve_source`): the raw URL base of Taskonomy's ``results/`` (default), a ``file://`` URL
     or a local mirror directory. Every file is SHA-256 verified before it is parsed; remote
     files are downloaded once into ``cache_dir`` (default :func:`default_cache_dir`).

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from tasksim.fold import set_submodule
+from tasksim.extract.fold import set_submodule
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 What is attributed
     The SUM of all output units of ``model(images)`` (for a Taskonomy encoder the 8 x 16 x 16 code),
     with respect to the image **as fed to the network**, i.e. after the per-task preprocessing
-    (``tasksim.preprocess``: scaling to [-1, 1], and for the 14 low-saturation tasks the clip to
+    (``tasksim.probe.preprocess``: scaling to [-1, 1], and for the 14 low-saturation tasks the clip to
     [0.1, 0.9] before that scaling). The caller passes the already preprocessed batch.
 
 Methods (DeepExplain semantics, Ancona et al., ``deepexplain/tensorflow/methods.py``)
@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
-from tasksim.fold import folded_copy
+from tasksim.extract.fold import folded_copy
 
 METHODS: tuple[str, ...] = ("saliency", "gradxinput", "elrp")
 """Attribution methods, in the names used by files and configs (``attribution_<method>``)."""
@@ -248,7 +248,7 @@ def model_device(model: nn.Module) -> torch.device:
 def folded_for_attribution(model: nn.Module) -> nn.Module:
     """Copy of an eval-mode model with every Conv -> BatchNorm pair folded into the convolution.
 
-    The pairs come from the traced data flow (:mod:`tasksim.fold`; a model torch.fx cannot
+    The pairs come from the traced data flow (:mod:`tasksim.extract.fold`; a model torch.fx cannot
     trace is copied unfolded); the original model is not modified. In eval mode batch norm is
     a per-channel affine map, so the folded network computes the same function (up to float
     rounding) with the same pre-activations at every nonlinearity, hence the same saliency,

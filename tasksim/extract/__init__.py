@@ -5,7 +5,7 @@ that feeds it, stores the weights in bfloat16, runs under bf16 autocast in the c
 memory format and keeps a few numerically sensitive modules in float32
 (:func:`prepare_for_inference`). ``precision='int8'`` (CPU only) goes further: the residual
 branches of the ResNet bottlenecks run in static int8, calibrated on the first probe images, with
-the residual stream in floating point (:mod:`tasksim.quantize`). The agreement of both with plain
+the residual stream in floating point (:mod:`tasksim.extract.quantize`). The agreement of both with plain
 fp32 is checked by ``tests/test_extract.py`` (encoder_output RDM Spearman >= 0.999). Layer
 outputs are recorded by forward hooks and written batch by batch (memory is constant in N).
 
@@ -33,10 +33,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from tasksim.fold import fold_batchnorm
+from tasksim.extract.fold import fold_batchnorm
+from tasksim.extract.quantize import cpu_has_vnni, quantize_residual_branches
 from tasksim.io import NonFiniteError, open_h5, read_str, str_dataset, versions
-from tasksim.preprocess import LOW_SAT_RANGE, network_input
-from tasksim.quantize import cpu_has_vnni, quantize_residual_branches
+from tasksim.probe.preprocess import LOW_SAT_RANGE, network_input
 from tasksim.zoo import TASKONOMY_FP32_MODULES, ModelSpec, record_layers
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def prepare_for_inference(model: torch.nn.Module, layers: Mapping[str, str], pre
 
     eval mode; batch norms folded into convolutions (``fold_bn``, recorded layers kept);
     under ``precision='int8'`` the bottleneck branches become static int8
-    (:func:`tasksim.quantize.quantize_residual_branches`, calibrated on the ``calibration``
+    (:func:`tasksim.extract.quantize.quantize_residual_branches`, calibrated on the ``calibration``
     batches of network inputs; recorded layers inside a block keep it in floating point);
     under ``'bf16'`` and ``'int8'`` the (remaining float) weights are stored in bfloat16 except
     the modules named in ``fp32_modules``; channels_last memory format if asked."""

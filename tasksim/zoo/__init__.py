@@ -327,7 +327,7 @@ def random_encoder(seed: int, calibrate: bool = True, size: int = 128,
       Without it a random 16-block ResNet maps all images to nearly the same deep code (RDM
       spread ~0.007 at block4), a regime no trained network is in.
     """
-    from tasksim.preprocess import network_input
+    from tasksim.probe.preprocess import network_input
     from tasksim.scenes import render_rgb
 
     torch.manual_seed(seed)
