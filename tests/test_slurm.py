@@ -228,10 +228,10 @@ def test_failing_job_is_reported_and_run_exits_nonzero(slurm, tmp_path):
 @pytest.mark.slurm
 def test_restart_after_killed_run_runs_only_remaining_jobs(slurm, local_reference, tmp_path):
     wd = copy_workflow(WORKFLOW, tmp_path / "wf")
-    # square 0 is quick, the others are held until the file `release` exists, which the first
-    # run never sees: whatever the node's CPU count or load, the run is killed while they wait
+    # square 0 is quick, the others sleep 45 s (room for a loaded machine): whatever the node's
+    # CPU count, the run is killed while they still run or wait
     n = 3
-    cfg = ["--config", f"items={n}", "hold=1"]
+    cfg = ["--config", f"items={n}", "sleep=45"]
     run = start_snakemake(wd, [*SLURM_ARGS, *cfg], "run1.log", RUN_LIMIT_S)
     deadline = time.monotonic() + 240
     while True:
@@ -256,8 +256,7 @@ def test_restart_after_killed_run_runs_only_remaining_jobs(slurm, local_referenc
     assert all_square - finished_out, "the kill came after all square jobs finished"
     mtimes = {o: (wd / o).stat().st_mtime_ns for o in finished_out}
 
-    # Snakemake's lock survives SIGKILL: unlock, then re-run the same command, held jobs released
-    (wd / "release").touch()
+    # Snakemake's lock survives SIGKILL: unlock, then re-run the same command
     unlock = run_snakemake(wd, [*SLURM_ARGS, *cfg, "--unlock"], "unlock.log", 60)
     assert unlock.rc == 0, unlock.log[-2000:]
     dry = run_snakemake(wd, [*SLURM_ARGS, *cfg, "-n"], "dry.log", 60)
