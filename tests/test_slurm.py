@@ -228,10 +228,12 @@ def test_failing_job_is_reported_and_run_exits_nonzero(slurm, tmp_path):
 @pytest.mark.slurm
 def test_restart_after_killed_run_runs_only_remaining_jobs(slurm, local_reference, tmp_path):
     wd = copy_workflow(WORKFLOW, tmp_path / "wf")
-    # square 0 is quick, the others sleep 45 s (room for a loaded machine): whatever the node's
-    # CPU count, the run is killed while they still run or wait
+    # square 0 runs alone first, the others then hold until the release file exists: the run
+    # is killed after square 0 finished and while the others hold, whatever the node's CPU
+    # count or load; the file is created before the second run
     n = 3
-    cfg = ["--config", f"items={n}", "sleep=45"]
+    release = tmp_path / "release"
+    cfg = ["--config", f"items={n}", f"hold={release}"]
     run = start_snakemake(wd, [*SLURM_ARGS, *cfg], "run1.log", RUN_LIMIT_S)
     deadline = time.monotonic() + 240
     while True:
@@ -255,6 +257,7 @@ def test_restart_after_killed_run_runs_only_remaining_jobs(slurm, local_referenc
     assert finished_out & all_square, "the kill came before any square job finished"
     assert all_square - finished_out, "the kill came after all square jobs finished"
     mtimes = {o: (wd / o).stat().st_mtime_ns for o in finished_out}
+    release.touch()
 
     # Snakemake's lock survives SIGKILL: unlock, then re-run the same command
     unlock = run_snakemake(wd, [*SLURM_ARGS, *cfg, "--unlock"], "unlock.log", 60)
