@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from tasksim import figures, tasks
-from tasksim.taxonomy import trees
+from tasksim import tasks
+from tasksim.taxonomy import figures, trees
 
 T = list(tasks.PAPER_TASKS)
 

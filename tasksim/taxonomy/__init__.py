@@ -5,7 +5,8 @@ Modules: :mod:`.protocols` (which protocol a run defines, the reference tree), :
 (scores of one matrix, bootstrap intervals, permutation p-values), :mod:`.bootstrap` (rebuilding a
 method's matrix on resampled images, as the method table declares), :mod:`.summary` (the summary
 table, its Markdown, the report's front page), :mod:`.files` (ground-truth CSVs, tree JSON) and
-:mod:`.stage` (the path-in/path-out steps the rule scripts call). The science lives in
+:mod:`.stage` (the path-in/path-out steps the rule scripts call), :mod:`.figures` (the stage's
+figures). The science lives in
 :mod:`tasksim.taxonomy.trees`, :mod:`tasksim.taxonomy.scoring`, :mod:`tasksim.taxonomy.uncertainty` and
 :mod:`tasksim.taxonomy.groundtruth`.
 

@@ -14,12 +14,11 @@ from typing import Any
 
 import pandas as pd
 
-from tasksim import figures
 from tasksim.io import atomic_path, write_json
 from tasksim.similarity.files import read_similarity
 from tasksim.similarity.registry import get_method
+from tasksim.taxonomy import figures, scoring, trees
 from tasksim.taxonomy import groundtruth as gt
-from tasksim.taxonomy import scoring, trees
 from tasksim.taxonomy.bootstrap import bootstrap_source
 from tasksim.taxonomy.files import linkage_from_json, read_groundtruth_csv, tree_json
 from tasksim.taxonomy.protocols import article, define_protocols, groundtruth_label, reference_tree

@@ -339,7 +339,7 @@ def dendrogram_figure(z: np.ndarray, labels: Sequence[str],
         tick.set_color(GROUP_COLOURS[g])
         if g not in used:
             used.append(g)
-    from tasksim.figures import heading  # figures imports this module
+    from tasksim.taxonomy.figures import heading  # figures imports this module
 
     ax.set_title(heading(fig, title, fontsize=10), fontsize=10)
     ax.set_xlabel(xlabel)

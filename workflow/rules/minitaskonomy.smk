@@ -3,7 +3,7 @@
 # encoders (user-model style, builder tasksim.minitaskonomy.models:build_encoder), their weights
 # come from mt_train_encoder (which outranks download_weights for data_dir/weights/<task>.pth),
 # and the taxonomy stage scores every similarity method against the measured affinity.
-# Science: tasksim.scenes, tasksim.minitaskonomy; glue: scripts/mt_*.py.
+# Science: tasksim.scenes, tasksim.minitaskonomy; adapters: workflow/scripts/mt_*.py.
 # The models and ground truth it implies are set once by tasksim.config.resolve (common.smk).
 from tasksim.minitaskonomy import layout as mt_layout
 

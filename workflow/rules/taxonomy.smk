@@ -1,7 +1,7 @@
 # Task trees, agreement with the transfer ground truth (Taskonomy or Mini-Taskonomy), figures and
 # the report. Layout: docs/data-layout.md ("Taxonomy and comparison"). Options:
 # config["taxonomy"]. Science: tasksim.taxonomy.trees / scoring / uncertainty / groundtruth; glue:
-# tasksim.taxonomy; figures: tasksim.figures.
+# tasksim.taxonomy; figures: tasksim.taxonomy.figures.
 rule groundtruth:
     output:
         **{
