@@ -253,7 +253,9 @@ def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
     (``taskonomy.weights_source`` / ``weights_manifest``); with ``minitaskonomy.enabled`` the
     Mini-Taskonomy encoders are the models (``tasks`` empty, ``models`` one entry per task)
     and its measured affinity is the ground truth (``taxonomy.groundtruth*``). Then every
-    analysed layer must be recorded by every model. Returns a new dict; ``config`` is untouched.
+    analysed layer must be recorded by every model. Every mapping comes back in sorted key order
+    (lists keep theirs), so the order of keys in a config file changes no rule's params and
+    reruns nothing. Returns a new dict; ``config`` is untouched.
     """
     cfg = validate_config(config, references=False)
     _check_cross_keys(cfg)
@@ -279,7 +281,16 @@ def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
         cfg["taxonomy"]["groundtruth_csv"] = files["affinity"]
         cfg["taxonomy"]["groundtruth_wins_csv"] = files["wins_vs_pixels"]
     check_references(cfg)
-    return cfg
+    return _sorted_keys(cfg)
+
+
+def _sorted_keys(value: Any) -> Any:
+    """``value`` with every mapping in it rebuilt in sorted key order (lists keep their order)."""
+    if isinstance(value, Mapping):
+        return {k: _sorted_keys(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(v) for v in value]
+    return value
 
 
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:

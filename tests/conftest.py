@@ -57,14 +57,32 @@ def rng_images(n: int, size: int, seed: int = 0) -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def demo_ci_local(tmp_path_factory) -> tuple[Path, Path]:
-    """The CI-size demo run locally once per session: ``(run directory, config file)``."""
+    """The CI-size demo run locally once per session: ``(run directory, config file)``; the
+    config's ``data_dir`` and ``results_dir`` are relative to the run directory.
+
+    With ``TASKSIM_DEMO_CI_RUN=<dir>`` (set by .ci/run, which has just run ``make demo
+    DEMO_CONFIG=config/demo-ci.yaml`` there) the run is that one: the same Snakemake command
+    brings it up to date (nothing to do when it finished) instead of running it all again."""
     import subprocess
     import sys
 
     from demo_helpers import demo_ci_config
 
-    root = tmp_path_factory.mktemp("demo_ci_local")
-    cfg = demo_ci_config(root)
+    done = os.environ.get("TASKSIM_DEMO_CI_RUN")
+    if done:
+        import yaml
+
+        root = Path(done).resolve()
+        cfg = demo_ci_config(tmp_path_factory.mktemp("demo_ci_config"))
+        data = yaml.safe_load(cfg.read_text())
+        plain = yaml.safe_load((REPO / "config" / "demo-ci.yaml").read_text())
+        data["data_dir"], data["results_dir"] = plain["data_dir"], plain["results_dir"]
+        if "groundtruth_source" in data.get("taxonomy", {}):  # as the Makefile gives it
+            data["taxonomy"]["groundtruth_source"] = "../shared/taskonomy"
+        cfg.write_text(yaml.safe_dump(data))
+    else:
+        root = tmp_path_factory.mktemp("demo_ci_local")
+        cfg = demo_ci_config(root)
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     proc = subprocess.run([snakemake_exe(), "-s", str(REPO / "Snakefile"), "--cores", "2", "--configfile",
                            str(cfg), "-d", str(root)], cwd=REPO, env=env, capture_output=True, text=True,

@@ -179,3 +179,29 @@ def test_unknown_layer_fails_the_dry_run_naming_the_key(tmp_path):
                            "-d", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=600)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "similarity.rsa.layers" in out and "block9" in out, out[-3000:]
+
+
+def _reversed_keys(value):
+    if isinstance(value, dict):
+        return {k: _reversed_keys(value[k]) for k in reversed(list(value))}
+    if isinstance(value, list):
+        return [_reversed_keys(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("name", ["demo-ci.yaml", "config.yaml"])
+def test_key_order_of_a_config_file_changes_nothing_resolved(name):
+    """Rules' params are compared by their text: the resolved config must not depend on the
+    order in which a config file writes its keys (lists keep their order)."""
+    import json
+
+    from tasksim.config import resolve
+
+    cfg = yaml.safe_load((REPO / "config" / name).read_text())
+    flipped = _reversed_keys(cfg)
+    assert json.dumps(flipped) != json.dumps(cfg)
+    assert json.dumps(resolve(flipped)) == json.dumps(resolve(cfg))
+    # every mapping of the result is in sorted key order, lists in their own
+    out = resolve(cfg)
+    assert list(out) == sorted(out) and list(out["probe"]) == sorted(out["probe"])
+    assert out["tasks"] == resolve(cfg)["tasks"]

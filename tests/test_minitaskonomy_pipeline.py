@@ -63,7 +63,7 @@ def test_taskonomy_configs_do_not_run_minitaskonomy(config, tmp_path):
 
 
 @pytest.mark.slow
-def test_ci_size_demo_end_to_end_beats_random_encoders(demo_ci_local):
+def test_ci_size_demo_end_to_end_beats_random_encoders(demo_ci_local, tmp_path):
     """The CI-size Mini-Taskonomy DAG runs end to end; RSA between the trained encoders predicts
     the measured transfer far better than RSA between random encoders of the same architecture."""
     import h5py
@@ -76,7 +76,7 @@ def test_ci_size_demo_end_to_end_beats_random_encoders(demo_ci_local):
     root, cfg_path = demo_ci_local
     cfg = yaml.safe_load(cfg_path.read_text())
     tasks = cfg["minitaskonomy"]["tasks"]
-    data, results = root / "data", root / "results"
+    data, results = root / cfg["data_dir"], root / cfg["results_dir"]
 
     aff = pd.read_csv(data / "minitaskonomy" / "affinity.csv", index_col=0)
     assert list(aff.columns) == tasks
@@ -89,7 +89,7 @@ def test_ci_size_demo_end_to_end_beats_random_encoders(demo_ci_local):
         line = (data / "minitaskonomy" / "encoders" / f"{t}.sha256").read_text().split()
         assert (data / "minitaskonomy" / "encoders" / line[1]).exists()
     assert (results / "scores" / "summary.csv").exists()
-    report = root / "report.html"
+    report = tmp_path / "report.html"
     rep = _snakemake("--configfile", str(cfg_path), "-d", str(root), "--report", str(report), timeout=600)
     assert rep.returncode == 0 and report.stat().st_size > 100_000, rep.stderr[-3000:]
     if cfg["minitaskonomy"].get("compare_taskonomy", True):
