@@ -1,0 +1,108 @@
+"""The transferability stage: one source's rows, the gathered matrix and its file, the scores."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasksim.transferability import files, stage
+
+
+def _targets(n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    cls = rng.integers(0, 3, n)
+    reg = rng.normal(size=n)
+    return {"cls": (cls, "class"), "reg": (reg, "regression")}, cls, reg
+
+
+def test_source_rows_cover_every_estimator_layer_target_and_name_what_does_not_apply():
+    targets, cls, reg = _targets()
+    rng = np.random.default_rng(1)
+    good = np.eye(3)[cls] * 5 + 0.1 * rng.normal(size=(60, 3))
+    feats = {"encoder_output": np.c_[good, reg[:, None]], "block3": rng.normal(size=(60, 4))}
+    rows = stage.source_rows(feats, "m", targets, ["hscore", "logme", "leep"], {}, grid=4, levels=None)
+    assert len(rows) == 2 * 3 * 2 and list(rows.columns) == list(files.ROW_COLUMNS)
+    r = rows.set_index(["estimator", "layer", "target"])
+    # H-score is a class estimator: a regression target is not applicable, with the reason
+    assert np.isnan(r.loc[("hscore", "encoder_output", "reg"), "value"])
+    assert r.loc[("hscore", "encoder_output", "reg"), "not_applicable"]
+    # LEEP needs a categorical head, which a feature file does not have
+    assert r.xs("leep", level="estimator")["value"].isna().all()
+    assert (r.xs("leep", level="estimator")["not_applicable"] != "").all()
+    # informative features beat noise features for the class target
+    assert r.loc[("hscore", "encoder_output", "cls"), "value"] > r.loc[("hscore", "block3", "cls"), "value"]
+    assert r.loc[("logme", "encoder_output", "reg"), "value"] > r.loc[("logme", "block3", "reg"), "value"]
+
+
+def test_pca_reduction_keeps_shape_below_n_and_is_a_no_op_when_not_asked():
+    x = np.random.default_rng(0).normal(size=(20, 2, 3, 5))
+    assert stage.reduce_features(x, None).shape == (20, 30)
+    assert stage.reduce_features(x, 50).shape == (20, 30)
+    z = stage.reduce_features(x, 7)
+    assert z.shape == (20, 7)
+    # principal components: uncorrelated, in decreasing variance
+    c = np.cov(z.T)
+    assert np.allclose(c - np.diag(np.diag(c)), 0, atol=1e-8)
+    assert np.all(np.diff(np.diag(c)) <= 1e-12)
+
+
+def _rows(sources, targets, value, reason=""):
+    return pd.DataFrame([{"estimator": "hscore", "layer": "L", "source": s, "target": t,
+                          "value": value(s, t), "not_applicable": reason if np.isnan(value(s, t)) else ""}
+                         for s in sources for t in targets])
+
+
+def test_gather_builds_the_matrix_and_fails_on_a_missing_or_repeated_cell():
+    src, tgt = ["a", "b", "c"], ["x", "y"]
+    val = {("a", "x"): 1.0, ("a", "y"): 2.0, ("b", "x"): 3.0, ("b", "y"): np.nan,
+           ("c", "x"): 5.0, ("c", "y"): 6.0}
+    rows = [_rows([s], tgt, lambda s, t: val[(s, t)], "no head") for s in src]
+    m, why = files.gather(rows, "hscore", "L", src, tgt)
+    assert m.loc["c", "y"] == 6.0 and np.isnan(m.loc["b", "y"]) and why == {("b", "y"): "no head"}
+    with pytest.raises(ValueError, match="source c, target x"):
+        files.gather(rows[:2], "hscore", "L", src, tgt)
+    with pytest.raises(ValueError, match="appears twice"):
+        files.gather(rows + rows[:1], "hscore", "L", src, tgt)
+
+
+def test_matrix_file_round_trips_and_refuses_nan_without_a_reason(tmp_path):
+    m = pd.DataFrame([[1.0, np.nan], [0.5, 2.0]], index=["a", "b"], columns=["x", "y"])
+    tm = files.TransferabilityMatrix(m, "hscore", "L", {("a", "y"): "no head"}, "abc", 10, {"k": 1})
+    files.write_matrix(tmp_path / "m.h5", tmp_path / "m.csv", tm)
+    back = files.read_matrix(tmp_path / "m.h5")
+    pd.testing.assert_frame_equal(back.matrix, m, check_names=False)
+    assert back.not_applicable == {("a", "y"): "no head"} and back.n_images == 10
+    assert pd.read_csv(tmp_path / "m.csv", index_col=0).isna().sum().sum() == 1
+    bad = files.TransferabilityMatrix(m, "hscore", "L", {}, "abc", 10)
+    with pytest.raises(ValueError, match="source a for target y"):
+        files.write_matrix(tmp_path / "n.h5", tmp_path / "n.csv", bad)
+    assert not (tmp_path / "n.h5").exists() and not (tmp_path / "n.csv").exists()
+    with pytest.raises(ValueError, match="without a reason"):
+        files.write_source_rows(tmp_path / "r.csv", _rows(["a"], ["x"], lambda s, t: np.nan))
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_scores_of_the_ground_truth_itself_are_perfect_and_significant():
+    rng = np.random.default_rng(0)
+    names = [f"t{i}" for i in range(8)]
+    gt = pd.DataFrame(rng.random((8, 8)), index=names, columns=names)
+    table = stage.score_table(gt, gt, n_permutations=99, seed=0)
+    for key in ("with_own_entry", "without_own_entry"):
+        assert table[key]["mean"]["spearman"] == pytest.approx(1.0)
+        assert table[key]["mean"]["rel_at_1"] == pytest.approx(1.0)
+        assert table[key]["p_value"]["spearman"] == pytest.approx(0.01)
+    # reversed scores: the worst possible agreement, p-value near 1
+    table = stage.score_table(-gt, gt, n_permutations=99, seed=0)
+    assert table["with_own_entry"]["mean"]["spearman"] == pytest.approx(-1.0)
+    assert table["with_own_entry"]["p_value"]["spearman"] == pytest.approx(1.0)
+
+
+def test_random_scores_are_not_significant_and_nan_cells_are_left_out():
+    rng = np.random.default_rng(3)
+    names = [f"t{i}" for i in range(10)]
+    gt = pd.DataFrame(rng.random((10, 10)), index=names, columns=names)
+    noise = pd.DataFrame(rng.random((10, 10)), index=names, columns=names)
+    noise.iloc[0, 1] = np.nan
+    table = stage.score_table(noise, gt, n_permutations=200, seed=1)
+    assert table["without_own_entry"]["p_value"]["spearman"] > 0.05
+    assert table["without_own_entry"]["n_scored"]["spearman"] == 10
