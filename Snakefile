@@ -19,6 +19,9 @@ include: "workflow/rules/similarity_common.smk"
 include: "workflow/rules/similarity.smk"
 include: "workflow/rules/taxonomy_common.smk"
 include: "workflow/rules/taxonomy.smk"
+include: "workflow/rules/targets.smk"
+include: "workflow/rules/transferability_common.smk"
+include: "workflow/rules/transferability.smk"
 
 
 # The report's front page: the run's own headline once the summary exists, else the static text.

@@ -31,14 +31,19 @@ class ConfigError(ValueError):
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
-    """Read the configuration schema; ``similarity.methods`` accepts the registered methods."""
+    """Read the configuration schema; ``similarity.methods`` accepts the registered methods and
+    ``transferability.estimators`` the declared estimators."""
     from tasksim.similarity.registry import available_methods
+    from tasksim.transferability.estimators import ESTIMATORS
 
     with open(path) as fh:
         schema = yaml.safe_load(fh)
     methods = schema.get("properties", {}).get("similarity", {}).get("properties", {}).get("methods")
     if methods is not None:
         methods["items"]["enum"] = available_methods()
+    estimators = schema.get("properties", {}).get("transferability", {}).get("properties", {}).get("estimators")
+    if estimators is not None:
+        estimators["items"]["enum"] = list(ESTIMATORS)
     return schema
 
 
@@ -205,26 +210,34 @@ def recorded_layers(cfg: Mapping[str, Any]) -> dict[str, tuple[list[str], str]]:
     return out
 
 
+def transferability_active(cfg: Mapping[str, Any]) -> bool:
+    """Whether the run has label-based estimators to run and target labels for them: the
+    rendered labels of Mini-Taskonomy's probe scenes."""
+    return bool(cfg.get("transferability", {}).get("estimators")) and bool(cfg["minitaskonomy"]["enabled"])
+
+
 def check_references(cfg: Mapping[str, Any]) -> None:
-    """Every layer analysed by a configured similarity method (its section's ``layers``) must be
-    recorded by every analysed model; raises :class:`ConfigError` naming the key, the bad value,
-    the models lacking it and the valid values (layers every model records)."""
+    """Every layer analysed by a configured similarity method (its section's ``layers``) or by the
+    transferability estimators (``transferability.layers``) must be recorded by every analysed
+    model; raises :class:`ConfigError` naming the key, the bad value, the models lacking it and
+    the valid values (layers every model records)."""
     models = recorded_layers(cfg)
     if not models:
         return
     first = next(iter(models.values()))[0]
     common = [layer for layer in first if all(layer in ls for ls, _ in models.values())]
-    for method in dict.fromkeys(cfg["similarity"]["methods"]):
-        if _spec(method).layers is not None:
-            continue
-        key = _spec(method).section
-        for layer in method_layers(cfg, method):
+    checks = [(f"similarity.{_spec(m).section}.layers (method {m})", method_layers(cfg, m))
+              for m in dict.fromkeys(cfg["similarity"]["methods"]) if _spec(m).layers is None]
+    if transferability_active(cfg):
+        checks.append(("transferability.layers", cfg["transferability"]["layers"]))
+    for key, layers in checks:
+        for layer in layers:
             lacking = {name: where for name, (ls, where) in models.items() if layer not in ls}
             if lacking:
                 names = sorted(lacking)
                 shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
                 raise ConfigError(
-                    f"config key similarity.{key}.layers (method {method}): layer {layer!r} is not "
+                    f"config key {key}: layer {layer!r} is not "
                     f"recorded by models {shown} (their layers are set by "
                     f"{', '.join(sorted(set(lacking.values())))}); valid values: {common}")
 

@@ -96,6 +96,23 @@ def test_ci_size_demo_end_to_end_beats_random_encoders(demo_ci_local, tmp_path):
         comp = pd.read_csv(results / "scores" / "taskonomy_comparison.csv")
         assert comp.matrix.iloc[0] == "measured mini affinity" and comp.n_targets.iloc[0] >= 9
 
+    # label-based transferability: every estimator's matrix and scores; one beats chance
+    import json
+
+    from tasksim.config import resolve
+    from tasksim.transferability.files import read_matrix
+
+    tr = resolve(cfg)["transferability"]
+    best_p = 1.0
+    for est in tr["estimators"]:
+        for layer in tr["layers"]:
+            m = read_matrix(results / "transferability" / est / f"{layer}.h5")
+            assert list(m.matrix.index) == tasks and list(m.matrix.columns) == tasks, est
+            sc = json.loads((results / "transferability" / "scores" / est / f"{layer}.json").read_text())
+            p = sc["without_own_entry"]["p_value"]["spearman"]
+            best_p = min(best_p, p if p is not None else 1.0)
+    assert best_p < 0.05, best_p
+
     trained = read_similarity(results / "similarity" / "rsa" / "encoder_output.h5").matrix
     assert list(trained.index) == tasks
     with h5py.File(data / "probe" / f"{cfg['probe']['name']}.h5", "r") as f:

@@ -130,6 +130,23 @@ def _direct_log_evidence(f: np.ndarray, y: np.ndarray, alpha: float, beta: float
     return multivariate_normal(mean=np.zeros(n), cov=cov).logpdf(y) / n
 
 
+def test_logme_stays_finite_when_the_features_interpolate_the_target():
+    """N < D with features of full row rank and a noise-free target: the noise precision runs to
+    infinity, where the evidence has a finite limit (log N(y; 0, F F^T / alpha)); LogME must
+    return that limit, not NaN."""
+    rng = np.random.default_rng(7)
+    f = rng.normal(size=(30, 90))
+    y = f @ rng.normal(size=90)
+    fit = logme_evidence(f, y, tol=0.0, max_iter=3000)  # iterate until beta overflows
+    assert np.all(np.isfinite(fit.evidence)), fit
+    n = f.shape[0]
+    alpha_star = n / float(y @ np.linalg.solve(f @ f.T, y))  # the limit's maximiser over alpha
+    limit = multivariate_normal(mean=np.zeros(n), cov=f @ f.T / alpha_star).logpdf(y) / n
+    assert fit.evidence[0] == pytest.approx(limit, abs=1e-3)
+    assert fit.evidence[0] == pytest.approx(_direct_log_evidence(f, y, fit.alpha[0], fit.beta[0]),
+                                            rel=1e-6)
+
+
 @pytest.mark.parametrize("n, d", [(80, 10), (25, 60)])
 def test_logme_equals_gaussian_marginal_likelihood(n, d):
     rng = np.random.default_rng(n)

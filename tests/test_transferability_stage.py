@@ -106,3 +106,29 @@ def test_random_scores_are_not_significant_and_nan_cells_are_left_out():
     table = stage.score_table(noise, gt, n_permutations=200, seed=1)
     assert table["without_own_entry"]["p_value"]["spearman"] > 0.05
     assert table["without_own_entry"]["n_scored"]["spearman"] == 10
+
+
+def test_vectorised_permutation_null_matches_shuffling_the_matrix():
+    """The null mean of a shuffled column, computed from shuffled ranks, equals the measures
+    recomputed on the shuffled matrix itself."""
+    from tasksim.taxonomy import scoring
+
+    rng = np.random.default_rng(5)
+    names = [f"t{i}" for i in range(6)]
+    gt = pd.DataFrame(rng.random((6, 6)), index=names, columns=names)
+    sc = pd.DataFrame(rng.random((6, 6)), index=names, columns=names)
+    # one permutation, applied by hand to every column's kept sources (own entry left out)
+    perm_rng = np.random.default_rng(11)
+    shuffled = sc.copy()
+    for t in names:
+        kept = [s for s in names if s != t]
+        order = np.argsort(perm_rng.random(len(kept)))
+        shuffled.loc[kept, t] = sc.loc[kept, t].to_numpy()[order]
+    direct = scoring.ranking_per_target(shuffled, gt, own_entry=False, baseline="min")
+    # the same draws inside permutation_p_values: p is 1 or 1/2 depending on null >= observed
+    for measure in scoring.RANKING_MEASURES:
+        null_mean = scoring.target_mean(direct[measure]).value
+        obs = scoring.target_mean(scoring.ranking_per_target(sc, gt, own_entry=False,
+                                                             baseline="min")[measure]).value
+        p = stage.permutation_p_values(sc, gt, own_entry=False, n_permutations=1, seed=11)[measure]
+        assert p == (1.0 if null_mean >= obs - 1e-12 else 0.5), measure

@@ -354,6 +354,10 @@ def _logme_columns(u: FloatArray, s: FloatArray, d: int, y: FloatArray, *, tol: 
     z = (u.T @ y).T                   # [K, k]
     outside = np.maximum(np.einsum("nk,nk->k", y, y) - np.einsum("kj,kj->k", z, z), 0.0)
     alpha, beta = np.ones(y.shape[1]), np.ones(y.shape[1])
+    # Features that interpolate the target (N <= rank) drive beta to infinity, where the evidence
+    # has a finite limit but its terms overflow: the noise variance is held at or above 1e-10 of
+    # the target's mean square, which changes the evidence by O(1e-10) and keeps it finite.
+    beta_max = 1e10 * n / np.maximum(np.einsum("nk,nk->k", y, y), 1e-300)
 
     def pieces(alpha: FloatArray, beta: FloatArray, z: FloatArray,
                outside: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -370,7 +374,7 @@ def _logme_columns(u: FloatArray, s: FloatArray, d: int, y: FloatArray, *, tol: 
         a, b = alpha[active], beta[active]
         m2, res2, gamma = pieces(a, b, z[active], outside[active])
         new_a = gamma / np.maximum(m2, 1e-300)
-        new_b = (n - gamma) / np.maximum(res2, 1e-300)
+        new_b = np.minimum((n - gamma) / np.maximum(res2, 1e-300), beta_max[active])
         done = (np.abs(new_a - a) <= tol * a) & (np.abs(new_b - b) <= tol * b)
         alpha[active], beta[active] = new_a, new_b
         active = active[~done]

@@ -96,29 +96,53 @@ def estimator_matrix(row_files: Sequence[PathLike], targets_file: PathLike, out_
         matrix, estimator, layer, why, info["probe_sha256"], info["n_images"], dict(options)))
 
 
-def permutation_p_values(scores: pd.DataFrame, groundtruth: pd.DataFrame, *, own_entry: bool,
-                         n_permutations: int, seed: int, baseline: str = "min") -> dict[str, float]:
-    """One-sided permutation p-value of each ranking measure's target mean: the sources' scores
-    are shuffled within each target column (NaN cells stay in place), ``(1 + #{null >= observed})
-    / (1 + n_permutations)``."""
-    def means(s):
-        per = scoring.ranking_per_target(s, groundtruth, own_entry=own_entry, baseline=baseline)
-        return {m: scoring.target_mean(per[m]).value for m in scoring.RANKING_MEASURES}
+def _null_columns(scores: pd.DataFrame, groundtruth: pd.DataFrame, own_entry: bool):
+    """Per target: the kept sources' scores and ground truth (finite in both, the target's own
+    encoder left out unless ``own_entry``), as the ranking measures keep them."""
+    for t in scores.columns:
+        src = [s for s in scores.index if own_entry or s != t]
+        m = scores.loc[src, t].to_numpy(dtype=float)
+        g = groundtruth.loc[src, t].to_numpy(dtype=float)
+        keep = np.isfinite(m) & np.isfinite(g)
+        if keep.sum() >= 2:
+            yield m[keep], g[keep]
 
-    observed = means(scores)
+
+def permutation_p_values(scores: pd.DataFrame, groundtruth: pd.DataFrame, *, own_entry: bool,
+                         n_permutations: int, seed: int) -> dict[str, float]:
+    """One-sided permutation p-value of each ranking measure's target mean (Rel@1 with the
+    ``min`` baseline): within each target column the scores of the kept sources are shuffled,
+    ``(1 + #{null mean >= observed}) / (1 + n_permutations)``. Vectorised over permutations
+    (ranks of a shuffled column are the shuffled ranks)."""
+    from scipy.stats import rankdata, weightedtau
+
+    per = scoring.ranking_per_target(scores, groundtruth, own_entry=own_entry, baseline="min")
+    observed = {m: scoring.target_mean(per[m]).value for m in scoring.RANKING_MEASURES}
     rng = np.random.default_rng(seed)
-    values = scores.to_numpy(dtype=float)
-    exceed = dict.fromkeys(observed, 0)
-    for _ in range(n_permutations):
-        shuffled = values.copy()
-        for j in range(values.shape[1]):
-            rows = np.flatnonzero(np.isfinite(values[:, j]))
-            shuffled[rows, j] = values[rng.permutation(rows), j]
-        null = means(pd.DataFrame(shuffled, index=scores.index, columns=scores.columns))
-        for m, v in null.items():
-            exceed[m] += int(np.isfinite(v) and v >= observed[m])
-    return {m: (1 + exceed[m]) / (1 + n_permutations) if np.isfinite(observed[m]) else np.nan
-            for m in observed}
+    null = {m: [] for m in observed}
+    for m, g in _null_columns(scores, groundtruth, own_entry):
+        k = m.size
+        perms = np.argsort(rng.random((n_permutations, k)), axis=1)
+        chosen = g[np.argmax(m[perms], axis=1)]  # sources stay, their scores move
+        spread = g.max() - g.min()
+        null["rel_at_1"].append((chosen - g.min()) / spread if spread > 0 else np.ones(n_permutations))
+        if np.ptp(m) == 0 or spread == 0:
+            continue  # a constant column ranks nothing: not scored by the rank measures
+        rm = rankdata(m)[perms]
+        rm = rm - rm.mean(axis=1, keepdims=True)
+        rg = rankdata(g) - rankdata(g).mean()
+        null["spearman"].append(rm @ rg / np.sqrt((rm**2).sum(axis=1) * (rg**2).sum()))
+        rank = np.empty(k, dtype=np.intp)
+        rank[np.argsort(-g, kind="stable")] = np.arange(k)
+        null["weighted_tau"].append(np.array([weightedtau(g, m[p], rank=rank).statistic for p in perms]))
+    out = {}
+    for name, value in observed.items():
+        if not np.isfinite(value) or not null[name]:
+            out[name] = np.nan
+            continue
+        means = np.mean(null[name], axis=0)
+        out[name] = float((1 + np.sum(means >= value - 1e-12)) / (1 + n_permutations))
+    return out
 
 
 def score_table(scores: pd.DataFrame, groundtruth: pd.DataFrame, *, n_permutations: int,

@@ -6,6 +6,7 @@ from tasksim.config import (
     method_layers,
     model_names,
     resolve,
+    transferability_active,
 )
 from tasksim.snakeutils import code_digest, result_options
 from tasksim.runlock import hold_run_lock, release_run_lock

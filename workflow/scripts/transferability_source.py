@@ -1,0 +1,10 @@
+"""Rule transferability_source: every estimator's estimate of one source for every target."""
+from tasksim.snakeutils import hdf5_locking, setup
+from tasksim.transferability.stage import source_estimates
+
+log = setup(snakemake)
+sm = snakemake
+p = sm.params
+source_estimates(sm.input.activations, sm.input.targets, sm.output.rows, sm.wildcards.model, p.layers,
+                 p.estimators, p.options, grid=p.grid, levels=p.levels, pca_dim=p.pca_dim,
+                 locking=hdf5_locking(sm))
