@@ -40,8 +40,11 @@ demo: install
 	$(BIN)/snakemake --cores $(CORES) $(DEMO_ARGS) --report $(DEMO_RESULTS)/report.html
 	@echo "demo done: $(DEMO_RESULTS)/ (report: $(DEMO_RESULTS)/report.html)"
 
+# Two pytest-xdist workers, one test file per worker at a time, long files first
+# (tests/conftest.py); TEST_WORKERS=0 runs the suite in this process.
+TEST_WORKERS ?= 2
 test: install-test
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder) $(PYTEST_ARGS)
 
 report: install
 	$(BIN)/snakemake --cores $(CORES) --report report.html

@@ -12,6 +12,20 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 
+#: Test files that take minutes, longest first. `make test` runs the suite on two pytest-xdist
+#: workers, one file per worker at a time (--dist loadfile, in collection order); starting the
+#: longest files first keeps one worker from finishing long after the other. The Slurm tests wait
+#: on the scheduler most of the time, so they overlap well with the compute-bound ones.
+LONG_FILES = ("test_slurm.py", "test_real_config_fake_github.py", "test_pipeline.py",
+              "test_minitaskonomy_pipeline.py", "test_taxonomy_rules.py")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Put the long test files first (stable: the order inside each file is kept)."""
+    rank = {name: i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))
+
+
 def snakemake_exe() -> str:
     """The snakemake executable of this interpreter's environment."""
     exe = Path(os.sys.executable).with_name("snakemake")
