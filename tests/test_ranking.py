@@ -91,6 +91,9 @@ def test_rel_at_1_known_answers_and_conventions():
     with pytest.raises(ValueError, match="positive best"):
         scoring.rel_at_1_per_target(pick_s2, _column([0.0, 0.0, 0.0]))
     assert scoring.rel_at_1_per_target(pick_s2, _column([2.0, 2.0, 2.0]), baseline="min")["t"] == 1.0
+    # a method that scores every source alike chooses nothing: not scored, not "the first source"
+    assert np.isnan(scoring.rel_at_1_per_target(_column([0.5, 0.5, 0.5]), gt)["t"])
+    assert np.isnan(scoring.rel_at_1_per_target(_column([0.5, 0.5, 0.5]), gt, baseline="min")["t"])
     with pytest.raises(ValueError, match="baseline must be"):
         scoring.rel_at_1_per_target(pick_s2, gt, baseline="max")
 

@@ -132,3 +132,19 @@ def test_vectorised_permutation_null_matches_shuffling_the_matrix():
                                                              baseline="min")[measure]).value
         p = stage.permutation_p_values(sc, gt, own_entry=False, n_permutations=1, seed=11)[measure]
         assert p == (1.0 if null_mean >= obs - 1e-12 else 0.5), measure
+
+
+def test_a_constant_score_column_is_unscored_by_every_measure():
+    """An estimator that gives every source the same value for a target (H-score at its C - 1
+    bound, say) chooses nothing there: Rel@1 leaves that target out as the rank measures do."""
+    rng = np.random.default_rng(2)
+    names = [f"t{i}" for i in range(6)]
+    gt = pd.DataFrame(rng.random((6, 6)), index=names, columns=names)
+    sc = gt.copy()
+    sc["t2"] = 3.0
+    table = stage.score_table(sc, gt, n_permutations=49, seed=0)
+    for key in ("with_own_entry", "without_own_entry"):
+        assert table[key]["n_scored"] == {"spearman": 5, "weighted_tau": 5, "rel_at_1": 5}
+        assert table[key]["per_target"]["rel_at_1"]["t2"] is None
+        assert table[key]["mean"]["rel_at_1"] == pytest.approx(1.0)
+        assert table[key]["p_value"]["rel_at_1"] == pytest.approx(0.02)

@@ -372,13 +372,16 @@ def rel_at_1_per_target(scores: pd.DataFrame, groundtruth: pd.DataFrame,
       0 (the method picks the worst source) to 1 (it picks a best one) whatever the sign of the
       affinities (e.g. negative losses); a column whose sources are all equal gives 1.
 
-    1 means the method's first choice is as good as the best source. Other conventions as in
-    :func:`spearman_per_target`.
+    1 means the method's first choice is as good as the best source. A method whose scores of the
+    target's sources are all equal chooses nothing: NaN (not scored), like a constant column of
+    the rank measures. Other conventions as in :func:`spearman_per_target`.
     """
     if baseline not in REL_BASELINES:
         raise ValueError(f"baseline must be one of {REL_BASELINES}, got {baseline!r}")
 
     def measure(t, m, g):
+        if np.ptp(m) == 0:
+            return np.nan                      # a constant column chooses nothing: not scored
         chosen = g[int(np.argmax(m))]          # argmax: the first of tied maxima
         best = float(g.max())
         if baseline == "zero":

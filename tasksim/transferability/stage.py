@@ -122,12 +122,14 @@ def permutation_p_values(scores: pd.DataFrame, groundtruth: pd.DataFrame, *, own
     null = {m: [] for m in observed}
     for m, g in _null_columns(scores, groundtruth, own_entry):
         k = m.size
+        if np.ptp(m) == 0:
+            continue  # a constant column chooses and ranks nothing: not scored by any measure
         perms = np.argsort(rng.random((n_permutations, k)), axis=1)
         chosen = g[np.argmax(m[perms], axis=1)]  # sources stay, their scores move
         spread = g.max() - g.min()
         null["rel_at_1"].append((chosen - g.min()) / spread if spread > 0 else np.ones(n_permutations))
-        if np.ptp(m) == 0 or spread == 0:
-            continue  # a constant column ranks nothing: not scored by the rank measures
+        if spread == 0:
+            continue  # a constant ground truth ranks nothing: not scored by the rank measures
         rm = rankdata(m)[perms]
         rm = rm - rm.mean(axis=1, keepdims=True)
         rg = rankdata(g) - rankdata(g).mean()
