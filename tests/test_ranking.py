@@ -250,3 +250,19 @@ def test_noise_ceiling_reads_the_pipeline_losses_file(tmp_path):
     assert list(c.index) == ["s0", "s1"]
     with pytest.raises(ValueError, match="must be"):
         split_half_affinities({"s0": losses["s0"][:3]}, sources)
+
+
+def test_weighted_tau_rows_equals_scipy_row_by_row_with_ties():
+    """The vectorised weighted tau of the permutation nulls is scipy's weightedtau, ties included."""
+    from scipy.stats import weightedtau
+
+    rng = np.random.default_rng(4)
+    for k in (3, 7, 16):
+        g = rng.integers(0, 4, size=k).astype(float)      # ties in the ground truth
+        rows = rng.integers(0, 5, size=(40, k)).astype(float)  # ties in the scores
+        rows[0] = rng.random(k)
+        rank = scoring.ground_truth_ranks(g)
+        fast = scoring.weighted_tau_rows(g, rows, rank)
+        slow = [weightedtau(g, r, rank=rank).statistic for r in rows]
+        np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)
+    assert np.isnan(scoring.weighted_tau_rows(g, np.ones((1, k)), rank)[0])

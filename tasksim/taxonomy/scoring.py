@@ -331,6 +331,35 @@ def spearman_per_target(scores: pd.DataFrame, groundtruth: pd.DataFrame,
                        groundtruth_self)
 
 
+def ground_truth_ranks(g: np.ndarray) -> np.ndarray:
+    """Rank of each source in the ground truth as the weighted tau weighs it: 0 = the best, ties
+    broken by source order."""
+    g = np.asarray(g, dtype=float)
+    rank = np.empty(g.size, dtype=np.intp)
+    rank[np.argsort(-g, kind="stable")] = np.arange(g.size)
+    return rank
+
+
+def weighted_tau_rows(g: np.ndarray, scores: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """Weighted Kendall tau of the ground truth ``g`` [k] against each row of ``scores`` [P, k].
+
+    The value of ``scipy.stats.weightedtau(g, row, rank=rank)`` (hyperbolic weigher, additive
+    weights) for every row at once: each pair of sources weighs ``1 / (rank_i + 1) + 1 /
+    (rank_j + 1)`` and the statistic is ``sum w sgn(dg) sgn(ds) / sqrt(sum_{dg != 0} w *
+    sum_{ds != 0} w)``, so pairs tied in either ranking count neither for nor against. Used for
+    permutation nulls, where scipy's one call per row dominates the cost; NaN for a row whose
+    scores are all equal."""
+    g = np.asarray(g, dtype=float)
+    y = np.atleast_2d(np.asarray(scores, dtype=float))
+    i, j = np.triu_indices(g.size, k=1)
+    inv = 1.0 / (np.asarray(rank, dtype=float) + 1.0)
+    w = inv[i] + inv[j]
+    sg = np.sign(g[i] - g[j])
+    sy = np.sign(y[:, i] - y[:, j])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (sy @ (w * sg)) / np.sqrt(np.sum(w * (sg != 0)) * ((sy != 0) @ w))
+
+
 def weighted_tau_per_target(scores: pd.DataFrame, groundtruth: pd.DataFrame,
                             sources: Sequence[str] | None = None, *,
                             targets: Sequence[str] | None = None, own_entry: bool = True,
@@ -348,8 +377,7 @@ def weighted_tau_per_target(scores: pd.DataFrame, groundtruth: pd.DataFrame,
     :func:`spearman_per_target`.
     """
     def measure(t, m, g):
-        rank = np.empty(g.size, dtype=np.intp)
-        rank[np.argsort(-g, kind="stable")] = np.arange(g.size)
+        rank = ground_truth_ranks(g)
         return _rank_correlation(lambda a, b: weightedtau(b, a, rank=rank).statistic, m, g)
 
     return _per_target(measure, "weighted_tau", scores, groundtruth, sources, targets, own_entry,

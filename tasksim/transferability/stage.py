@@ -114,7 +114,7 @@ def permutation_p_values(scores: pd.DataFrame, groundtruth: pd.DataFrame, *, own
     ``min`` baseline): within each target column the scores of the kept sources are shuffled,
     ``(1 + #{null mean >= observed}) / (1 + n_permutations)``. Vectorised over permutations
     (ranks of a shuffled column are the shuffled ranks)."""
-    from scipy.stats import rankdata, weightedtau
+    from scipy.stats import rankdata
 
     per = scoring.ranking_per_target(scores, groundtruth, own_entry=own_entry, baseline="min")
     observed = {m: scoring.target_mean(per[m]).value for m in scoring.RANKING_MEASURES}
@@ -134,9 +134,7 @@ def permutation_p_values(scores: pd.DataFrame, groundtruth: pd.DataFrame, *, own
         rm = rm - rm.mean(axis=1, keepdims=True)
         rg = rankdata(g) - rankdata(g).mean()
         null["spearman"].append(rm @ rg / np.sqrt((rm**2).sum(axis=1) * (rg**2).sum()))
-        rank = np.empty(k, dtype=np.intp)
-        rank[np.argsort(-g, kind="stable")] = np.arange(k)
-        null["weighted_tau"].append(np.array([weightedtau(g, m[p], rank=rank).statistic for p in perms]))
+        null["weighted_tau"].append(scoring.weighted_tau_rows(g, m[perms], scoring.ground_truth_ranks(g)))
     out = {}
     for name, value in observed.items():
         if not np.isfinite(value) or not null[name]:
