@@ -37,7 +37,7 @@ SLURM_DEMO = {
                       "tasks": ["autoencoding", "denoising", "depth_zbuffer", "depth_euclidean"]},
     "probe": {"n_images": 40},
     "taxonomy": {"n_bootstrap": 20, "n_permutations": 50, "n_clusters": 2},
-    "transferability": {"estimators": ["logme"], "n_permutations": 50},
+    "transferability": {"estimators": ["logme"], "n_permutations": 50, "n_bootstrap": 3},
 }
 
 

@@ -345,6 +345,17 @@ def test_mean_over_cells_averages_informative_cells():
     q = dense_to_cells(maps, 2, levels=3)
     expected_q = np.mean([hscore(f, q[k]) for k in (1, 2, 3)])
     assert mean_over_cells("hscore", f, q) == pytest.approx(expected_q, rel=1e-10)
+    # LogME runs all cells in one fixed point: the same as one call per cell, for class cells,
+    # multi-channel cells (a constant channel dropped) and N < D
+    wide = rng.normal(size=(60, 80))
+    labels = dense_to_cells(rng.integers(0, 3, size=(60, 4, 4)), 2)
+    assert mean_over_cells("logme", wide, labels) == pytest.approx(
+        np.mean([logme(wide, c) for c in labels]), rel=1e-10)
+    multi = rng.normal(size=(60, 4, 4, 3))
+    multi[..., 2] = 1.0
+    mc = dense_to_cells(multi, 2)
+    assert mean_over_cells("logme", wide, mc) == pytest.approx(
+        np.mean([logme(wide, c[:, :2]) for c in mc]), rel=1e-10)
 
 
 # ------------------------------------------------------------------ bad inputs

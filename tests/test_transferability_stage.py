@@ -46,8 +46,8 @@ def test_pca_reduction_keeps_shape_below_n_and_is_a_no_op_when_not_asked():
     assert np.all(np.diff(np.diag(c)) <= 1e-12)
 
 
-def _rows(sources, targets, value, reason=""):
-    return pd.DataFrame([{"estimator": "hscore", "layer": "L", "source": s, "target": t,
+def _rows(sources, targets, value, reason="", replicate=0):
+    return pd.DataFrame([{"estimator": "hscore", "layer": "L", "replicate": replicate, "source": s, "target": t,
                           "value": value(s, t), "not_applicable": reason if np.isnan(value(s, t)) else ""}
                          for s in sources for t in targets])
 
@@ -148,3 +148,59 @@ def test_a_constant_score_column_is_unscored_by_every_measure():
         assert table[key]["per_target"]["rel_at_1"]["t2"] is None
         assert table[key]["mean"]["rel_at_1"] == pytest.approx(1.0)
         assert table[key]["p_value"]["rel_at_1"] == pytest.approx(0.02)
+
+
+def test_bootstrap_replicates_resample_features_and_labels_together_and_alike_for_every_source():
+    targets, cls, reg = _targets(n=40)
+    rng = np.random.default_rng(1)
+    good = np.c_[np.eye(3)[cls] * 5 + 0.1 * rng.normal(size=(40, 3)), reg[:, None]]
+    rows = stage.source_rows({"L": good}, "m", targets, ["logme"], {}, grid=4, levels=None,
+                             n_bootstrap=4, seed=7)
+    assert sorted(rows["replicate"].unique()) == [0, 1, 2, 3, 4]
+    # replicate r is the estimator on the images of resample r, labels resampled with them
+    idx = stage.resamples(40, 4, 7)
+    from tasksim.transferability.estimators import logme
+    for r in (1, 4):
+        got = rows[(rows.replicate == r) & (rows.target == "cls")]["value"].item()
+        assert got == pytest.approx(logme(good[idx[r - 1]], cls[idx[r - 1]]), rel=1e-9)
+    # the resamples depend on the seed alone, not on the source
+    np.testing.assert_array_equal(idx, stage.resamples(40, 4, 7))
+    assert stage.resamples(40, 0, 7).shape == (0, 40)
+
+
+def test_matrix_file_keeps_the_bootstrap_replicates_and_scores_get_intervals(tmp_path):
+    rng = np.random.default_rng(0)
+    names = [f"t{i}" for i in range(6)]
+    gt = pd.DataFrame(rng.random((6, 6)), index=names, columns=names)
+    # replicates: the ground truth plus noise of growing size -> intervals that hold the point
+    point = gt + 0.01 * rng.normal(size=(6, 6))
+    reps = np.stack([gt.to_numpy() + s * rng.normal(size=(6, 6)) for s in np.linspace(0.01, 0.5, 20)])
+    rows = []
+    for r, mat in enumerate([point.to_numpy(), *reps]):
+        rows += [_rows([s], names, lambda s, t, mat=mat: mat[names.index(s), names.index(t)], replicate=r)
+                 for s in names]
+    boot = files.gather_bootstrap(rows, "hscore", "L", names, names)
+    np.testing.assert_allclose(boot, reps)
+    assert files.gather_bootstrap(rows[:6], "hscore", "L", names, names) is None
+    with pytest.raises(ValueError, match="different numbers of bootstrap replicates"):
+        files.gather_bootstrap(rows[:6] + rows[7:13], "hscore", "L", names, names)
+    m, why = files.gather(rows, "hscore", "L", names, names)
+    tm = files.TransferabilityMatrix(m, "hscore", "L", why, "abc", 10, {}, boot)
+    files.write_matrix(tmp_path / "m.h5", tmp_path / "m.csv", tm)
+    back = files.read_matrix(tmp_path / "m.h5")
+    np.testing.assert_array_equal(back.bootstrap, reps)
+    with pytest.raises(ValueError, match="do not match"):
+        files.write_matrix(tmp_path / "n.h5", tmp_path / "n.csv",
+                           files.TransferabilityMatrix(m, "hscore", "L", why, "abc", 10, {}, boot[:, :5]))
+    assert not (tmp_path / "n.h5").exists()
+    table = stage.score_table(back.matrix, gt, n_permutations=19, seed=0, bootstrap=back.bootstrap)
+    assert table["n_bootstrap"] == 20
+    for key in ("with_own_entry", "without_own_entry"):
+        lo, hi = table[key]["interval"]["spearman"]
+        # the interval is that of the replicates' target means, by hand
+        from tasksim.taxonomy import scoring
+        means = [scoring.spearman_score(pd.DataFrame(b, index=names, columns=names), gt,
+                                        own_entry=key == "with_own_entry").value for b in reps]
+        assert (lo, hi) == pytest.approx(tuple(np.quantile(means, [0.025, 0.975])))
+        assert lo < hi <= 1.0
+    assert "interval" not in stage.score_table(back.matrix, gt, n_permutations=19, seed=0)["with_own_entry"]

@@ -26,7 +26,7 @@ Dense targets (per-pixel label maps) are reduced to per-cell targets on a coarse
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -998,11 +998,28 @@ def mean_over_cells(estimator: str | Callable[..., float], features: ArrayLike,
             options["prepared"] = spec.prepare(features, **prep_kw)
     else:
         function = estimator
-    values = []
-    for target in targets:
-        t = _informative(target)
-        if t is not None:
-            values.append(function(features, t, **options))
-    if not values:
+    cells = [t for t in (_informative(target) for target in targets) if t is not None]
+    if not cells:
         raise ValueError(f"all {targets.shape[0]} cell targets are constant over the examples")
-    return float(np.mean(values))
+    if function is logme and set(options) <= {"prepared", "tol", "max_iter"}:
+        return _logme_over_cells(features, cells, **options)
+    return float(np.mean([function(features, t, **options) for t in cells]))
+
+
+def _logme_over_cells(features: ArrayLike, cells: Sequence[NDArray[Any]], *,
+                      prepared: SVDPrep | None = None, tol: float = 1e-6, max_iter: int = 200) -> float:
+    """:func:`logme` of every cell, averaged, with one fixed-point run over the columns of all
+    cells at once (each column's iteration is independent, so the values are those of one call
+    per cell, at a fraction of the cost)."""
+    f = _finite_2d(features, "features")
+    columns = []
+    for t in cells:
+        if label_kind(t) == "class":
+            codes, n_classes = _class_labels("logme", t, f.shape[0])
+            columns.append(_one_hot(codes, n_classes))
+        else:
+            columns.append(_regression_targets("logme", t, f.shape[0]))
+    evidence = logme_evidence(f, np.concatenate(columns, axis=1), prepared=prepared, tol=tol,
+                              max_iter=max_iter).evidence
+    bounds = np.cumsum([0] + [c.shape[1] for c in columns])
+    return float(np.mean([evidence[a:b].mean() for a, b in zip(bounds[:-1], bounds[1:])]))

@@ -1,14 +1,16 @@
 """The transferability stage's steps (path in, path out), called by the rule scripts.
 
 1. :func:`source_estimates`: one source model's features (its recorded layers, flattened, of
-   the probe images) against every target's labels, for every configured estimator: one source
-   file (fanned out per source on a cluster). Each source's shared work (covariance, SVD, PCA
-   and mixtures) is done once per estimator and reused for every target.
+   the probe images) against every target's labels, for every configured estimator, on all
+   probe images and on each bootstrap resample of them: one source file (fanned out per source
+   on a cluster). Each source's shared work (covariance, SVD, PCA and mixtures) is done once per
+   estimator and image set and reused for every target.
 2. :func:`estimator_matrix`: the source files gathered into one source x target matrix per
-   estimator and layer.
+   estimator and layer, with the matrices of the bootstrap replicates.
 3. :func:`transferability_scores`: a matrix against the transfer ground truth, by the ranking
    measures (per-target Spearman with and without the target's own encoder, weighted Kendall
-   tau, Rel@1), each with a permutation p-value, next to the popularity floor.
+   tau, Rel@1), each with a bootstrap interval over the probe images and a permutation p-value,
+   next to the popularity floor.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from tasksim.io import write_json
 from tasksim.similarity.registry import hdf5_layer
 from tasksim.targets.store import read_targets, targets_info
 from tasksim.taxonomy import scoring
+from tasksim.taxonomy.uncertainty import bootstrap_indices
 
 from . import files
 from .matrix import transferability_matrix
@@ -45,31 +49,68 @@ def reduce_features(x: np.ndarray, pca_dim: int | None, seed: int = 0) -> np.nda
     return PCA(n_components=int(pca_dim), svd_solver="full", random_state=seed).fit_transform(x)
 
 
+def resamples(n_images: int, n_bootstrap: int, seed: int) -> np.ndarray:
+    """``[n_bootstrap, n_images]`` image indices of the bootstrap replicates: drawn with
+    replacement from ``seed`` alone, so every source's replicate ``r`` uses the same images."""
+    if n_bootstrap == 0:
+        return np.zeros((0, n_images), dtype=np.int64)
+    return bootstrap_indices(n_images, n_bootstrap, seed)
+
+
 def source_rows(features: Mapping[str, np.ndarray], model: str,
                 targets: Mapping[str, tuple[np.ndarray, str]], estimators: Sequence[str],
                 options: Mapping[str, Mapping[str, Any]], *, grid: int,
-                levels: int | None) -> pd.DataFrame:
-    """Rows (columns :data:`files.ROW_COLUMNS`) of one source: every estimator x layer x target.
+                levels: int | None, n_bootstrap: int = 0, seed: int = 0) -> pd.DataFrame:
+    """Rows (columns :data:`files.ROW_COLUMNS`) of one source: every estimator x layer x target,
+    on all probe images (``replicate`` 0) and on each of ``n_bootstrap`` resamples of them
+    (:func:`resamples`; features and labels resampled together, replicates 1..B).
 
     ``features``: ``{layer: [N, D]}`` of ``model``; ``targets``: ``{task: (labels, kind)}``.
-    Estimators that read a categorical head (LEEP, NCE) get no head here and say so."""
+    Estimators that read a categorical head (LEEP, NCE) get no head here and say so. A pair that
+    applies on all images but whose estimator is undefined on one resample (a dense cell left with
+    a single value, say) is NaN in that replicate, with the reason, and logged; the intervals
+    leave it out of that replicate's target column."""
+    n = len(next(iter(features.values()))) if features else 0
+    index = [None, *resamples(n, n_bootstrap, seed)]
     out = []
     for layer, x in features.items():
         for est in estimators:
-            m = transferability_matrix({model: x}, targets, est, dict(options.get(est, {})),
-                                       grid=grid, levels=levels, sources=[model])
-            why = m.attrs.get("not_applicable", {})
-            for t in m.columns:
-                out.append({"estimator": est, "layer": layer, "source": model, "target": t,
-                            "value": float(m.loc[model, t]), "not_applicable": why.get((model, t), "")})
+            applies = None
+            for r, idx in enumerate(tqdm(index, desc=f"{model} {layer} {est}", unit="replicate",
+                                         disable=len(index) < 3, leave=False)):
+                tg = targets if idx is None else {t: (np.asarray(y)[idx], k) for t, (y, k) in targets.items()}
+                xr = x if idx is None else x[idx]
+                kw = dict(options.get(est, {}))
+                try:
+                    m = transferability_matrix({model: xr}, tg, est, kw, grid=grid, levels=levels,
+                                               sources=[model])
+                except ValueError as e:
+                    if idx is None:
+                        raise
+                    log.warning("%s %s %s: bootstrap replicate %d undefined: %s", model, layer, est, r, e)
+                    m = pd.DataFrame(np.nan, index=[model], columns=list(targets))
+                    m.attrs["not_applicable"] = {(model, t): f"undefined on bootstrap replicate {r}: {e}"
+                                                 for t in targets}
+                why = m.attrs.get("not_applicable", {})
+                if idx is None:
+                    applies = {t for t in m.columns if (model, t) not in why}
+                for t in m.columns:
+                    v, reason = float(m.loc[model, t]), why.get((model, t), "")
+                    if idx is not None and t in applies and not np.isfinite(v) and not reason:
+                        reason = f"undefined on bootstrap replicate {r}"
+                        log.warning("%s %s %s, target %s: %s", model, layer, est, t, reason)
+                    out.append({"estimator": est, "layer": layer, "replicate": r, "source": model,
+                                "target": t, "value": v, "not_applicable": reason})
     return pd.DataFrame(out, columns=list(files.ROW_COLUMNS))
 
 
 def source_estimates(activations: PathLike, targets_file: PathLike, out: PathLike, model: str,
                      layers: Sequence[str], estimators: Sequence[str],
                      options: Mapping[str, Mapping[str, Any]], *, grid: int, levels: int | None,
-                     pca_dim: int | None, locking: bool | None = None) -> None:
-    """Write one source's estimates for every target of ``targets_file`` (:func:`source_rows`)."""
+                     pca_dim: int | None, n_bootstrap: int = 0, seed: int = 0,
+                     locking: bool | None = None) -> None:
+    """Write one source's estimates for every target of ``targets_file`` (:func:`source_rows`;
+    features reduced by PCA on all probe images, before resampling)."""
     info = targets_info(targets_file, locking)
     targets = {t: read_targets(targets_file, t, activations=activations, locking=locking)
                for t in info["tasks"]}
@@ -77,9 +118,12 @@ def source_estimates(activations: PathLike, targets_file: PathLike, out: PathLik
     for layer in layers:
         feats[layer] = reduce_features(hdf5_layer(activations, layer, locking)(), pca_dim)
         log.info("%s %s: features %s", model, layer, feats[layer].shape)
-    rows = source_rows(feats, model, targets, estimators, options, grid=grid, levels=levels)
-    n_na = int((rows["not_applicable"] != "").sum())
-    log.info("%s: %d estimates, %d not applicable", model, len(rows), n_na)
+    rows = source_rows(feats, model, targets, estimators, options, grid=grid, levels=levels,
+                       n_bootstrap=n_bootstrap, seed=seed)
+    point = rows[rows["replicate"] == 0]
+    n_na = int((point["not_applicable"] != "").sum())
+    log.info("%s: %d estimates, %d not applicable, %d bootstrap replicates", model, len(point), n_na,
+             n_bootstrap)
     files.write_source_rows(out, rows)
 
 
@@ -88,12 +132,13 @@ def estimator_matrix(row_files: Sequence[PathLike], targets_file: PathLike, out_
                      options: Mapping[str, Any], locking: bool | None = None) -> None:
     """Gather the source files into the source x target matrix of one estimator and layer."""
     info = targets_info(targets_file, locking)
-    matrix, why = files.gather([files.read_source_rows(p) for p in row_files], estimator, layer,
-                               sources, list(info["tasks"]))
+    rows = [files.read_source_rows(p) for p in row_files]
+    matrix, why = files.gather(rows, estimator, layer, sources, list(info["tasks"]))
+    boot = files.gather_bootstrap(rows, estimator, layer, sources, list(info["tasks"]))
     for line in files.describe_reasons(why):
         log.info("not applicable: %s", line)
     files.write_matrix(out_h5, out_csv, files.TransferabilityMatrix(
-        matrix, estimator, layer, why, info["probe_sha256"], info["n_images"], dict(options)))
+        matrix, estimator, layer, why, info["probe_sha256"], info["n_images"], dict(options), boot))
 
 
 def _null_columns(scores: pd.DataFrame, groundtruth: pd.DataFrame, own_entry: bool):
@@ -145,11 +190,34 @@ def permutation_p_values(scores: pd.DataFrame, groundtruth: pd.DataFrame, *, own
     return out
 
 
+def bootstrap_intervals(bootstrap: np.ndarray, scores: pd.DataFrame, groundtruth: pd.DataFrame, *,
+                        own_entry: bool, confidence: float = 0.95) -> dict[str, list[float] | None]:
+    """Percentile interval of each ranking measure's target mean over the bootstrap replicates
+    ``[B, sources, targets]`` (labelled like ``scores``); the ground truth is fixed (it is measured
+    on other images). ``None`` for a measure no replicate could score."""
+    from tasksim.taxonomy.uncertainty import percentile_interval
+
+    means = {m: [] for m in scoring.RANKING_MEASURES}
+    for b in bootstrap:
+        frame = pd.DataFrame(b, index=scores.index, columns=scores.columns)
+        per = scoring.ranking_per_target(frame, groundtruth, own_entry=own_entry, baseline="min")
+        for m in scoring.RANKING_MEASURES:
+            means[m].append(scoring.target_mean(per[m]).value)
+    out: dict[str, list[float] | None] = {}
+    for m, v in means.items():
+        v = np.asarray(v, dtype=float)
+        out[m] = list(percentile_interval(v, confidence)) if np.isfinite(v).any() else None
+    return out
+
+
 def score_table(scores: pd.DataFrame, groundtruth: pd.DataFrame, *, n_permutations: int,
-                seed: int) -> dict[str, Any]:
+                seed: int, bootstrap: np.ndarray | None = None,
+                confidence: float = 0.95) -> dict[str, Any]:
     """Ranking measures of a source x target matrix against the ground truth (sources and targets
     both present in the ground truth), with and without each target's own encoder, with
-    permutation p-values; the popularity floor's measures alongside."""
+    permutation p-values, bootstrap intervals over the probe images where ``bootstrap`` holds
+    the replicates' matrices (``[B, sources, targets]`` in the order of ``scores``); the
+    popularity floor's measures alongside."""
     sources = [s for s in scores.index if s in groundtruth.index]
     targets = [t for t in scores.columns if t in groundtruth.columns]
     if len(sources) < 2 or not targets:
@@ -157,6 +225,10 @@ def score_table(scores: pd.DataFrame, groundtruth: pd.DataFrame, *, n_permutatio
                          f"with the ground truth; at least 2 sources and 1 target are needed")
     s = scores.loc[sources, targets]
     g = groundtruth.loc[sources, targets]
+    if bootstrap is not None:
+        rows = [list(scores.index).index(x) for x in sources]
+        cols = [list(scores.columns).index(x) for x in targets]
+        bootstrap = np.asarray(bootstrap)[:, rows][:, :, cols]
     pop = scoring.popularity_scores(g, sources, targets)
     out: dict[str, Any] = {"sources": sources, "targets": targets}
     for own in (True, False):
@@ -171,6 +243,10 @@ def score_table(scores: pd.DataFrame, groundtruth: pd.DataFrame, *, n_permutatio
             "p_value": {m: _num(v) for m, v in pvals.items()},
             "popularity": {m: _num(scoring.target_mean(floor[m]).value) for m in scoring.RANKING_MEASURES},
         }
+        if bootstrap is not None and len(bootstrap):
+            out[key]["interval"] = bootstrap_intervals(bootstrap, s, g, own_entry=own, confidence=confidence)
+    out["n_bootstrap"] = 0 if bootstrap is None else int(len(bootstrap))
+    out["confidence"] = confidence
     return out
 
 
@@ -180,10 +256,13 @@ def _num(v: Any) -> float | None:
 
 
 def transferability_scores(matrix_file: PathLike, groundtruth: pd.DataFrame, out: PathLike, *,
-                           n_permutations: int, seed: int, groundtruth_label: str) -> None:
-    """Score one estimator's matrix (:func:`score_table`) and write the JSON."""
+                           n_permutations: int, seed: int, groundtruth_label: str,
+                           confidence: float = 0.95) -> None:
+    """Score one estimator's matrix (:func:`score_table`, with its bootstrap replicates) and
+    write the JSON."""
     m = files.read_matrix(matrix_file)
-    table = score_table(m.matrix, groundtruth, n_permutations=n_permutations, seed=seed)
+    table = score_table(m.matrix, groundtruth, n_permutations=n_permutations, seed=seed,
+                        bootstrap=m.bootstrap, confidence=confidence)
     table.update({"estimator": m.estimator, "layer": m.layer, "groundtruth": groundtruth_label,
                   "n_images": m.n_images, "n_not_applicable": len(m.not_applicable),
                   "not_applicable": files.describe_reasons(m.not_applicable)})

@@ -29,6 +29,8 @@ rule transferability_source:
         grid=TR["grid"],
         levels=TR["levels"],
         pca_dim=TR["pca_dim"],
+        n_bootstrap=TR["n_bootstrap"],
+        seed=TR["seed"],
     script:
         "../scripts/transferability_source.py"
 
@@ -85,6 +87,7 @@ rule transferability_scores:
         code=script_code("transferability_scores"),
         n_permutations=TR["n_permutations"],
         seed=TR["seed"],
+        confidence=TR["confidence"],
         groundtruth_label="measured Mini-Taskonomy affinity",
     script:
         "../scripts/transferability_scores.py"

@@ -7,4 +7,5 @@ log = setup(snakemake)
 sm = snakemake
 transferability_scores(sm.input.matrix, read_groundtruth_csv(sm.input.groundtruth), sm.output.scores,
                        n_permutations=sm.params.n_permutations, seed=sm.params.seed,
-                       groundtruth_label=sm.params.groundtruth_label)
+                       groundtruth_label=sm.params.groundtruth_label,
+                       confidence=sm.params.confidence)
