@@ -1,6 +1,9 @@
 # Label-based transferability: per source, every estimator against every target's labels; per
 # estimator and layer, the source x target matrix and its scores against the transfer ground
-# truth. Science: tasksim.transferability; adapters: workflow/scripts/transferability_*.py.
+# truth; then both method families (similarity matrices and estimator matrices) in one comparison
+# with the noise ceiling and the popularity floor. Science: tasksim.transferability (the
+# comparison: tasksim.transferability.comparison); adapters: workflow/scripts/transferability_*.py,
+# workflow/scripts/method_comparison.py.
 wildcard_constraints:
     estimator="|".join(TR["estimators"]) if TR["estimators"] else "[^/]+",
 
@@ -91,6 +94,47 @@ rule transferability_scores:
         groundtruth_label="measured Mini-Taskonomy affinity",
     script:
         "../scripts/transferability_scores.py"
+
+
+rule method_comparison:
+    input:
+        similarity=[similarity_file(m, layer) for m, layer in analyses()],
+        matrices=[
+            f"{TR_DIR}/{e}/{layer}.h5"
+            for e in TR["estimators"]
+            for layer in TR["layers"]
+        ],
+        groundtruth=config["taxonomy"]["groundtruth_csv"] or [],
+        losses=MT_FILES["losses"] if MT["enabled"] else [],
+    output:
+        csv=report(
+            f"{TR_DIR}/comparison.csv",
+            caption="../report/method_comparison.rst",
+            category="Transferability matrices",
+            subcategory="label-free vs label-based",
+            labels={"table": "both families, ceiling and floor"},
+        ),
+        png=report(
+            f"{TR_DIR}/comparison.png",
+            caption="../report/method_comparison.rst",
+            category="Transferability matrices",
+            subcategory="label-free vs label-based",
+            labels={"figure": "mean per-target Spearman of both families"},
+        ),
+    log:
+        f"{LOGS}/transferability/comparison.log",
+    conda:
+        "../envs/tasksim.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        code=script_code("method_comparison"),
+        sources=MODELS,
+        seed=TR["seed"],
+        groundtruth_label="measured Mini-Taskonomy affinity",
+    script:
+        "../scripts/method_comparison.py"
 
 
 if transferability_active(config):

@@ -4,9 +4,10 @@ TR_DIR = f"{RESULTS}/transferability"
 
 
 def transferability_outputs():
-    """Every estimator's score file at every layer of transferability.layers."""
+    """Every estimator's score file at every layer of transferability.layers, and the comparison
+    of both method families (table and figure)."""
     return [
         f"{TR_DIR}/scores/{e}/{layer}.json"
         for e in TR["estimators"]
         for layer in TR["layers"]
-    ]
+    ] + [f"{TR_DIR}/comparison.csv", f"{TR_DIR}/comparison.png"]
