@@ -198,3 +198,20 @@ def test_writer_refuses_a_ground_truth_without_the_sources(tmp_path):
         cmp.method_comparison_files([paths["sim"]], [], paths["gt"], tr / "c.csv", tr / "c.png",
                                     sources=["nobody"], losses=None, groundtruth_label="x", run="r", seed=0)
     assert not (tr / "c.csv").exists()
+
+
+def test_estimator_interval_is_the_percentile_interval_of_the_replicates_mean_spearman():
+    from tasksim.taxonomy import scoring
+
+    rng = np.random.default_rng(8)
+    names = ["normal", "depth_zbuffer", "reshading", "edge_texture", "autoencoding", "denoising"]
+    gt = pd.DataFrame(rng.random((6, 6)), index=names, columns=names)
+    reps = np.stack([gt.to_numpy() + s * rng.normal(size=(6, 6)) for s in np.linspace(0.05, 1.0, 30)])
+    lo, hi = cmp.spearman_interval(reps, names, names, gt, names, names)
+    means = [scoring.spearman_score(pd.DataFrame(b, index=names, columns=names), gt, own_entry=False).value
+             for b in reps]
+    assert (lo, hi) == pytest.approx(tuple(np.quantile(means, [0.025, 0.975])))
+    # a replicate set that scores nothing has no interval
+    assert all(np.isnan(cmp.spearman_interval(np.full((3, 6, 6), np.nan), names, names, gt, names, names)))
+    row = cmp.comparison_row("label-based", "logme", "L", cmp.compare(gt, gt), (lo, hi))
+    assert (row["spearman_low"], row["spearman_high"]) == (lo, hi)

@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["GROUPS", "FAMILIES", "CEILING", "POPULARITY", "CEILING_SPLITS", "COLUMNS", "Comparison",
            "target_group", "group_means", "summarize", "compare", "ceiling_comparison",
-           "popularity_comparison", "comparison_row", "comparison_table", "comparison_figure",
+           "popularity_comparison", "spearman_interval", "comparison_row", "comparison_table", "comparison_figure",
            "method_comparison_files"]
 
 #: Target groups of the per-group means: the task groups of :mod:`tasksim.tasks`, then ``other``
@@ -52,8 +52,8 @@ POPULARITY = "popularity (no model)"
 #: Seeded splits of the test images the noise ceiling averages over.
 CEILING_SPLITS = 10
 #: Columns of :func:`comparison_table`, in order.
-COLUMNS: tuple[str, ...] = ("family", "method", "layer", *scoring.RANKING_MEASURES, "n_scored",
-                            "n_targets", *(f"spearman_{g}" for g in GROUPS))
+COLUMNS: tuple[str, ...] = ("family", "method", "layer", *scoring.RANKING_MEASURES, "spearman_low",
+                            "spearman_high", "n_scored", "n_targets", *(f"spearman_{g}" for g in GROUPS))
 
 
 class Comparison(NamedTuple):
@@ -120,6 +120,21 @@ def compare(scores: pd.DataFrame, groundtruth: pd.DataFrame, sources: Sequence[s
     return Comparison(per, summarize(per))
 
 
+def spearman_interval(bootstrap: np.ndarray, index: Sequence[str], columns: Sequence[str],
+                      groundtruth: pd.DataFrame, sources: Sequence[str], targets: Sequence[str],
+                      confidence: float = 0.95) -> tuple[float, float]:
+    """Bootstrap percentile interval of :func:`compare`'s mean Spearman over the replicates
+    ``[B, len(index), len(columns)]`` of an estimator matrix (resampled probe images; the ground
+    truth fixed); ``(nan, nan)`` when no replicate scores a target."""
+    from tasksim.taxonomy.uncertainty import percentile_interval
+
+    means = np.array([compare(pd.DataFrame(b, index=list(index), columns=list(columns)), groundtruth,
+                              sources, targets).summary["spearman"] for b in bootstrap], dtype=float)
+    if not np.isfinite(means).any():
+        return np.nan, np.nan
+    return percentile_interval(means, confidence)
+
+
 def ceiling_comparison(losses: Mapping[str, ArrayLike], loss_sources: Sequence[str],
                        sources: Sequence[str], targets: Sequence[str], *,
                        n_splits: int = CEILING_SPLITS, seed: int = 0) -> Comparison:
@@ -154,11 +169,14 @@ def popularity_comparison(groundtruth: pd.DataFrame, sources: Sequence[str],
     return compare(scoring.popularity_scores(g, list(sources), list(targets)), g, sources, targets)
 
 
-def comparison_row(family: str, method: str, layer: str, comparison: Comparison) -> dict[str, Any]:
-    """One row of :func:`comparison_table`."""
+def comparison_row(family: str, method: str, layer: str, comparison: Comparison,
+                   interval: tuple[float, float] = (np.nan, np.nan)) -> dict[str, Any]:
+    """One row of :func:`comparison_table`; ``interval``: the mean Spearman's bootstrap interval
+    over the probe images, where there is one."""
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
-    return {"family": family, "method": method, "layer": layer, **comparison.summary}
+    return {"family": family, "method": method, "layer": layer, **comparison.summary,
+            "spearman_low": float(interval[0]), "spearman_high": float(interval[1])}
 
 
 def comparison_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -198,6 +216,12 @@ def comparison_figure(table: pd.DataFrame, title: str, subtitle: str = "") -> Fi
     finite = np.isfinite(values)
     colours = np.array([_FAMILY_COLOURS.get(f, "#555555") for f in methods["family"]])
     ax.barh(y[finite], values[finite], color=colours[finite], height=0.7)
+    low = methods["spearman_low"].to_numpy(dtype=float) if "spearman_low" in methods else np.full(len(y), np.nan)
+    high = methods["spearman_high"].to_numpy(dtype=float) if "spearman_high" in methods else np.full(len(y), np.nan)
+    has = finite & np.isfinite(low) & np.isfinite(high)
+    if has.any():
+        ax.errorbar(values[has], y[has], xerr=np.vstack([values[has] - low[has], high[has] - values[has]]),
+                    fmt="none", ecolor="#222222", elinewidth=1.0, capsize=2)
     labels = [f"{r.method} / {r.layer}" if r.layer else str(r.method) for r in methods.itertuples()]
     ax.set_yticks(y, labels, fontsize=8)
     for tick, c in zip(ax.get_yticklabels(), colours):
@@ -239,14 +263,15 @@ def method_comparison_files(similarity_files: Sequence[PathLike], matrix_files: 
                             groundtruth: PathLike, out_csv: PathLike, out_png: PathLike, *,
                             sources: Sequence[str], losses: PathLike | None, groundtruth_label: str,
                             run: str, seed: int, n_splits: int = CEILING_SPLITS,
-                            locking: bool | None = None) -> pd.DataFrame:
+                            confidence: float = 0.95, locking: bool | None = None) -> pd.DataFrame:
     """Both method families against the ground truth in one table (CSV) and one figure (PNG).
 
     Every similarity file (``R/similarity/{method}/{layer}.h5``) and every estimator matrix
     (``R/transferability/{estimator}/{layer}.h5``) is scored by :func:`compare` over the same
     sources (those of ``sources`` in the ground truth's rows) and targets (the ground truth's
     columns); with ``losses`` (``transfer/losses.npz``) the noise ceiling's row is added, and the
-    popularity floor's always. Both files are written atomically."""
+    popularity floor's always. Estimator matrices with bootstrap replicates get the mean
+    Spearman's interval (level ``confidence``). Both files are written atomically."""
     from tasksim.io import atomic_path
     from tasksim.minitaskonomy.ceiling import read_losses
     from tasksim.similarity.files import read_similarity
@@ -268,7 +293,10 @@ def method_comparison_files(similarity_files: Sequence[PathLike], matrix_files: 
                                    compare(sf.matrix, truth, src, targets)))
     for path in matrix_files:
         m = read_matrix(path, locking)
-        rows.append(comparison_row("label-based", m.estimator, m.layer, compare(m.matrix, truth, src, targets)))
+        interval = (np.nan, np.nan) if m.bootstrap is None else spearman_interval(
+            m.bootstrap, m.matrix.index, m.matrix.columns, truth, src, targets, confidence)
+        rows.append(comparison_row("label-based", m.estimator, m.layer, compare(m.matrix, truth, src, targets),
+                                   interval))
     if losses is not None:
         loss_sources, per_target = read_losses(losses)
         rows.append(comparison_row("reference", CEILING, "", ceiling_comparison(

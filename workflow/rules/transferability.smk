@@ -132,6 +132,7 @@ rule method_comparison:
         code=script_code("method_comparison"),
         sources=MODELS,
         seed=TR["seed"],
+        confidence=TR["confidence"],
         groundtruth_label="measured Mini-Taskonomy affinity",
     script:
         "../scripts/method_comparison.py"

@@ -9,4 +9,5 @@ sm, inp = snakemake, snakemake.input
 method_comparison_files(inp.similarity, inp.matrices, inp.groundtruth, sm.output.csv, sm.output.png,
                         sources=sm.params.sources, losses=inp.losses or None,
                         groundtruth_label=sm.params.groundtruth_label, run=run_label(sm),
-                        seed=sm.params.seed, locking=hdf5_locking(sm))
+                        seed=sm.params.seed, confidence=sm.params.confidence,
+                        locking=hdf5_locking(sm))
