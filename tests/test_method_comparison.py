@@ -215,3 +215,13 @@ def test_estimator_interval_is_the_percentile_interval_of_the_replicates_mean_sp
     assert all(np.isnan(cmp.spearman_interval(np.full((3, 6, 6), np.nan), names, names, gt, names, names)))
     row = cmp.comparison_row("label-based", "logme", "L", cmp.compare(gt, gt), (lo, hi))
     assert (row["spearman_low"], row["spearman_high"]) == (lo, hi)
+
+
+def test_figure_draws_an_interval_that_does_not_contain_the_point(tmp_path):
+    """A percentile interval may lie beside the point estimate (a biased resampled statistic)."""
+    gt = pd.DataFrame(np.random.default_rng(1).random((4, 4)), index=list("abcd"), columns=list("abcd"))
+    rows = [cmp.comparison_row("label-based", "logme", "L", cmp.compare(gt, gt), (0.2, 0.6)),
+            cmp.comparison_row("reference", cmp.POPULARITY, "", cmp.popularity_comparison(gt, list("abcd"),
+                                                                                       list("abcd")))]
+    fig = cmp.comparison_figure(cmp.comparison_table(rows), "t")
+    assert len(fig.axes[0].collections) >= 1   # the interval's line

@@ -219,24 +219,23 @@ def comparison_figure(table: pd.DataFrame, title: str, subtitle: str = "") -> Fi
     low = methods["spearman_low"].to_numpy(dtype=float) if "spearman_low" in methods else np.full(len(y), np.nan)
     high = methods["spearman_high"].to_numpy(dtype=float) if "spearman_high" in methods else np.full(len(y), np.nan)
     has = finite & np.isfinite(low) & np.isfinite(high)
-    if has.any():
-        ax.errorbar(values[has], y[has], xerr=np.vstack([values[has] - low[has], high[has] - values[has]]),
-                    fmt="none", ecolor="#222222", elinewidth=1.0, capsize=2)
+    if has.any():  # the percentile interval need not contain the point estimate: drawn as low..high
+        ax.hlines(y[has], low[has], high[has], color="#222222", linewidth=1.0)
+        ax.plot(np.r_[low[has], high[has]], np.r_[y[has], y[has]], "|", color="#222222", markersize=6)
     labels = [f"{r.method} / {r.layer}" if r.layer else str(r.method) for r in methods.itertuples()]
     ax.set_yticks(y, labels, fontsize=8)
     for tick, c in zip(ax.get_yticklabels(), colours):
         tick.set_color(c)
-    for yi, r in zip(y, methods.itertuples()):
+    for yi, r, hi in zip(y, methods.itertuples(), high):
         n = f"{r.n_scored}/{r.n_targets} targets"
         if not np.isfinite(r.spearman):
-            ax.text(0.02, yi, f"not applicable ({n} scored)", va="center", ha="left", fontsize=7,
-                    color="#555555")
-        elif abs(r.spearman) >= 0.5:   # inside the bar
-            ax.text(r.spearman - np.sign(r.spearman) * 0.02, yi, f"{r.spearman:.2f} ({n})", va="center",
-                    ha="right" if r.spearman > 0 else "left", fontsize=7, color="white")
-        else:
-            ax.text(r.spearman + (0.02 if r.spearman >= 0 else -0.02), yi, f"{r.spearman:.2f} ({n})",
-                    va="center", ha="left" if r.spearman >= 0 else "right", fontsize=7)
+            ax.text(0.02, yi, f"no target scored ({n})",
+                    va="center", ha="left", fontsize=7, color="#555555")
+        elif r.spearman >= 0.3:   # inside the bar, from its base, clear of the interval at its end
+            ax.text(0.02, yi, f"{r.spearman:.2f} ({n})", va="center", ha="left", fontsize=7, color="white")
+        else:                     # beside the bar and its interval
+            right = max(r.spearman, 0.0, hi if np.isfinite(hi) else -1.0)
+            ax.text(right + 0.02, yi, f"{r.spearman:.2f} ({n})", va="center", ha="left", fontsize=7)
     handles = [Patch(color=_FAMILY_COLOURS[f], label=f"{f} methods")
                for f in ("label-free", "label-based") if (methods["family"] == f).any()]
     for name, style in ((CEILING, ("#000000", "--")), (POPULARITY, ("#777777", ":"))):
@@ -247,8 +246,8 @@ def comparison_figure(table: pd.DataFrame, title: str, subtitle: str = "") -> Fi
     ax.axvline(0, color="#bbbbbb", linewidth=0.8)
     ax.set_xlim(-1.05, 1.05)
     ax.set_ylim((y.min() if len(y) else -1) - 0.8, -0.2)
-    ax.set_xlabel("mean over targets of the Spearman correlation between the method's and the "
-                  "ground truth's ranking of the sources", fontsize=8)
+    ax.set_xlabel("mean per-target Spearman: the method's ranking of the sources vs the ground truth's\n"
+                  "(black: bootstrap interval over the probe images, estimators only)", fontsize=8)
     if handles:
         fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=7, frameon=False)
     ax.set_title(heading(fig, title, subtitle), fontsize=9)
