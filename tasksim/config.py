@@ -210,10 +210,43 @@ def recorded_layers(cfg: Mapping[str, Any]) -> dict[str, tuple[list[str], str]]:
     return out
 
 
+def target_source(cfg: Mapping[str, Any]) -> str:
+    """Where the run's target labels come from (``targets.source``, with ``auto`` resolved):
+    ``minitaskonomy`` when Mini-Taskonomy is enabled, ``taskonomy`` (the sample building's label
+    folders) for a URL probe set, ``none`` otherwise."""
+    source = cfg.get("targets", {}).get("source", "auto")
+    if source != "auto":
+        return source
+    if cfg["minitaskonomy"]["enabled"]:
+        return "minitaskonomy"
+    return "taskonomy" if cfg["probe"]["source"] == "urls" else "none"
+
+
+def target_tasks(cfg: Mapping[str, Any]) -> list[str]:
+    """The target tasks whose labels the run reads (canonical names): the Mini-Taskonomy tasks,
+    the configured Taskonomy tasks that have a single-image label in the sample building, or the
+    user's one task (every single-image Taskonomy task has its label in the sample building)."""
+    source = target_source(cfg)
+    if source == "minitaskonomy":
+        return list(cfg["minitaskonomy"]["tasks"])
+    if source == "taskonomy":
+        from tasksim.tasks import TASKS
+
+        return [t for t in canonical_list(cfg["tasks"]) if TASKS[t].single_image]
+    if source == "user":
+        return [cfg["targets"]["user"]["task"]]
+    return []
+
+
 def transferability_active(cfg: Mapping[str, Any]) -> bool:
-    """Whether the run has label-based estimators to run and target labels for them: the
-    rendered labels of Mini-Taskonomy's probe scenes."""
-    return bool(cfg.get("transferability", {}).get("estimators")) and bool(cfg["minitaskonomy"]["enabled"])
+    """Whether the run has label-based estimators to run and target labels for them."""
+    return bool(cfg.get("transferability", {}).get("estimators")) and bool(target_tasks(cfg))
+
+
+def transferability_scored(cfg: Mapping[str, Any]) -> bool:
+    """Whether the estimator matrices are scored against the transfer ground truth: yes for the
+    zoo's own tasks (Mini-Taskonomy, Taskonomy), no for a user's task (which has none)."""
+    return transferability_active(cfg) and target_source(cfg) != "user"
 
 
 def check_references(cfg: Mapping[str, Any]) -> None:
@@ -242,6 +275,31 @@ def check_references(cfg: Mapping[str, Any]) -> None:
                     f"{', '.join(sorted(set(lacking.values())))}); valid values: {common}")
 
 
+def _check_targets(cfg: Mapping[str, Any]) -> None:
+    tg = cfg["targets"]
+    source, user = tg["source"], tg["user"]
+    if source == "minitaskonomy" and not cfg["minitaskonomy"]["enabled"]:
+        raise ConfigError("config key targets.source = minitaskonomy needs minitaskonomy.enabled: true "
+                          "(the labels are those of the rendered probe scenes)")
+    if source == "taskonomy" and cfg["probe"]["source"] != "urls":
+        raise ConfigError(f"config key targets.source = taskonomy needs probe.source: urls (the labels are "
+                          f"downloaded beside the probe images of the sample building), not "
+                          f"{cfg['probe']['source']!r}")
+    if source != "user":
+        return
+    if cfg["probe"]["source"] != "folder":
+        raise ConfigError(f"config key targets.source = user needs probe.source: folder (the labels name "
+                          f"the images of probe.folder.path), not {cfg['probe']['source']!r}")
+    key = "class_csv" if user["kind"] == "class" else "map_dir"
+    if not user[key]:
+        raise ConfigError(f"config key targets.user.{key} is needed for targets.user.kind = {user['kind']} "
+                          f"(targets.source = user)")
+    other = "map_dir" if key == "class_csv" else "class_csv"
+    if user[other]:
+        raise ConfigError(f"config key targets.user.{other} does not apply to targets.user.kind = "
+                          f"{user['kind']}; give targets.user.{key}")
+
+
 def _check_cross_keys(cfg: Mapping[str, Any]) -> None:
     keep = cfg["similarity"]["cca"]["keep"]
     if isinstance(keep, float) and keep > 1:
@@ -253,6 +311,7 @@ def _check_cross_keys(cfg: Mapping[str, Any]) -> None:
             f"config key minitaskonomy.resolution ({mt['resolution']}) must equal "
             f"preprocessing.resolution ({cfg['preprocessing']['resolution']}): the probe images are "
             "fed to the encoders at the resolution they were trained on")
+    _check_targets(cfg)
     tax = cfg["taxonomy"]
     if tax["groundtruth"] == "minitaskonomy" and not mt["enabled"] and not tax["groundtruth_csv"]:
         raise ConfigError("config key taxonomy.groundtruth = minitaskonomy needs taxonomy.groundtruth_csv "
@@ -293,6 +352,7 @@ def resolve(config: Mapping[str, Any]) -> dict[str, Any]:
         cfg["taxonomy"]["groundtruth"] = "minitaskonomy"
         cfg["taxonomy"]["groundtruth_csv"] = files["affinity"]
         cfg["taxonomy"]["groundtruth_wins_csv"] = files["wins_vs_pixels"]
+    cfg["targets"]["source"] = target_source(cfg)
     check_references(cfg)
     return _sorted_keys(cfg)
 

@@ -43,6 +43,42 @@ def sample_names(n: int, domain: str = "rgb") -> list[str]:
     return [f"point_{i // 4}_view_{i % 4}_domain_{domain}.png" for i in range(n)]
 
 
+def label_bytes(task: str, image_name: str, size: int = 512) -> tuple[str, str, bytes]:
+    """``(folder, file name, bytes)`` of a seeded label of ``task`` for the sample-building view
+    ``image_name``, encoded as the building stores it (16-bit depth PNG, 8-bit RGB normals and
+    curvature, gray intensities, class and segment id maps, class scores as ``.npy``)."""
+    from PIL import Image
+
+    from tasksim.targets.taskonomy import label_file_name, sample_label
+
+    spec = sample_label(task)
+    rng = np.random.default_rng(int(hashlib.sha256(f"{task}/{image_name}".encode()).hexdigest()[:8], 16))
+    name = label_file_name(image_name, task)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    smooth = (xx * rng.uniform(0.2, 1) + yy * rng.uniform(0.2, 1)) / 2
+    if spec.decoder == "softmax":
+        buf = io.BytesIO()
+        np.save(buf, rng.random(spec.n_classes).astype(np.float32))
+        return spec.folder, name, buf.getvalue()
+    if spec.decoder == "depth":
+        arr = (smooth * 20000 + 1000).astype(np.uint16)
+        arr[:4, :4] = 65535
+        img = Image.fromarray(arr)
+    elif spec.decoder in ("normal", "curvature"):
+        arr = np.stack([smooth, 1 - smooth, np.full_like(smooth, 0.5)], axis=-1) * 255
+        img = Image.fromarray(arr.astype(np.uint8))
+    elif spec.decoder == "intensity":
+        img = Image.fromarray((smooth * 255).astype(np.uint8))
+    elif spec.decoder in ("class_map", "segments"):
+        top = spec.n_classes or 8
+        img = Image.fromarray((smooth * (top - 1)).astype(np.uint8))
+    else:
+        raise ValueError(f"no stand-in label for {task} (decoder {spec.decoder})")
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=1)
+    return spec.folder, name, buf.getvalue()
+
+
 def png_bytes(name: str, size: int = 512) -> bytes:
     """A seeded RGB PNG (smooth gradient plus noise) of the sample building's image size."""
     from PIL import Image

@@ -3,7 +3,7 @@ import pytest
 import yaml
 
 from tasksim.config import ConfigError, load_config, load_schema, validate_config
-from tasksim.tasks import PAPER_TASKS, TASKS, canonical
+from tasksim.tasks import PAPER_TASKS, TASKS, canonical, canonical_list
 
 from conftest import REPO, SHARED
 
@@ -140,9 +140,14 @@ def test_layer_not_recorded_by_the_taskonomy_layers_fails():
     with pytest.raises(ConfigError, match=r"similarity\.cca\.layers \(method svcca\): layer 'encoder_output'"):
         validate_config({"tasks": ["normal"], "taskonomy": {"layers": ["block4"]},
                          "similarity": {"methods": ["svcca"], "rsa": {"layers": ["block4"]}}})
-    # a method that is not run does not need its layers
+    # a method that is not run does not need its layers; the estimators (on by default, with the
+    # sample building's labels) read theirs from transferability.layers
+    with pytest.raises(ConfigError, match=r"transferability\.layers: layer 'encoder_output'"):
+        validate_config({"tasks": ["normal"], "taskonomy": {"layers": ["block4"]},
+                         "similarity": {"methods": ["rsa"], "rsa": {"layers": ["block4"]}}})
     validate_config({"tasks": ["normal"], "taskonomy": {"layers": ["block4"]},
-                     "similarity": {"methods": ["rsa"], "rsa": {"layers": ["block4"]}}})
+                     "similarity": {"methods": ["rsa"], "rsa": {"layers": ["block4"]}},
+                     "transferability": {"layers": ["block4"]}})
 
 
 def test_minitaskonomy_layers_are_those_of_its_encoders():
@@ -205,3 +210,45 @@ def test_key_order_of_a_config_file_changes_nothing_resolved(name):
     out = resolve(cfg)
     assert list(out) == sorted(out) and list(out["probe"]) == sorted(out["probe"])
     assert out["tasks"] == resolve(cfg)["tasks"]
+
+
+def test_target_labels_follow_the_probe_source_unless_set():
+    from tasksim.config import resolve, target_tasks, transferability_active, transferability_scored
+
+    real = resolve(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
+    assert real["targets"]["source"] == "taskonomy"
+    # every single-image task of the real configuration has its label in the sample building
+    assert target_tasks(real) == canonical_list(real["tasks"]) and transferability_scored(real)
+    demo = resolve(yaml.safe_load((REPO / "config" / "demo-ci.yaml").read_text()))
+    assert demo["targets"]["source"] == "minitaskonomy"
+    assert target_tasks(demo) == demo["minitaskonomy"]["tasks"]
+    folder = resolve({"tasks": ["normal", "egomotion"], "probe": {"source": "folder", "folder": {"path": "imgs"}}})
+    assert folder["targets"]["source"] == "none" and not transferability_active(folder)
+    multi = resolve({"tasks": ["normal", "egomotion"]})
+    assert target_tasks(multi) == ["normal"]  # a multi-image task has no single-image label
+    user = resolve({"tasks": ["normal"], "probe": {"source": "folder", "folder": {"path": "imgs"}},
+                    "targets": {"source": "user", "user": {"task": "mine", "class_csv": "c.csv"}}})
+    assert target_tasks(user) == ["mine"] and transferability_active(user)
+    assert not transferability_scored(user)  # a user's task has no transfer ground truth
+
+
+@pytest.mark.parametrize("cfg, match", [
+    ({"targets": {"source": "minitaskonomy"}}, r"targets\.source = minitaskonomy needs minitaskonomy\.enabled"),
+    ({"probe": {"source": "generated"}, "targets": {"source": "taskonomy"}},
+     r"targets\.source = taskonomy needs probe\.source: urls.*'generated'"),
+    ({"targets": {"source": "user", "user": {"class_csv": "c.csv"}}},
+     r"targets\.source = user needs probe\.source: folder"),
+    ({"probe": {"source": "folder"}, "targets": {"source": "user"}},
+     r"targets\.user\.class_csv is needed for targets\.user\.kind = class"),
+    ({"probe": {"source": "folder"}, "targets": {"source": "user", "user": {"kind": "dense_class",
+                                                                            "class_csv": "c.csv"}}},
+     r"targets\.user\.map_dir is needed"),
+    ({"probe": {"source": "folder"}, "targets": {"source": "user", "user": {"class_csv": "c.csv",
+                                                                            "map_dir": "maps"}}},
+     r"targets\.user\.map_dir does not apply"),
+])
+def test_target_source_mismatches_fail_naming_the_keys(cfg, match):
+    from tasksim.config import resolve
+
+    with pytest.raises(ConfigError, match=match):
+        resolve({"tasks": ["normal"], **cfg})

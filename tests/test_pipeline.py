@@ -38,8 +38,28 @@ def test_real_config_dry_run_needs_no_network(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     for rule, count in [("download_weights", 20), ("extract_activations", 20), ("rdms", 20),
-                        ("attribution_maps", 20), ("rsa_similarity", 5), ("probe_set", 1)]:
+                        ("attribution_maps", 20), ("rsa_similarity", 5), ("probe_set", 1),
+                        ("targets", 1), ("transferability_source", 20), ("transferability_matrix", 10),
+                        ("transferability_scores", 10), ("method_comparison", 1)]:
         assert any(line.split()[:2] == [rule, str(count)] for line in out.splitlines()), (rule, out[-2000:])
+
+
+def test_a_users_labelled_task_ranks_the_zoo_without_scores(tmp_path):
+    """A folder of the user's images and a CSV of their classes: the estimators rank every zoo
+    encoder for that task (matrices only: there is no transfer ground truth to score them)."""
+    cfg = tmp_path / "mine.yaml"
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "classes.csv").write_text("image,label\n")
+    cfg.write_text(yaml.safe_dump({
+        "tasks": ["normal", "depth_zbuffer"], "probe": {"source": "folder", "folder": {"path": str(tmp_path / "imgs")}},
+        "targets": {"source": "user", "user": {"task": "pets", "class_csv": str(tmp_path / "classes.csv")}}}))
+    proc = _run(["-n", "--configfile", str(cfg), "-d", str(tmp_path)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = {line.split()[0]: line.split()[1] for line in proc.stdout.splitlines()
+            if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert jobs.get("targets") == "1" and jobs.get("transferability_source") == "2", proc.stdout[-2000:]
+    assert jobs.get("transferability_matrix") == "10"
+    assert "transferability_scores" not in jobs and "method_comparison" not in jobs
 
 
 @pytest.mark.parametrize("config", ["demo.yaml", "standin.yaml"])

@@ -10,6 +10,7 @@ size (5 tasks, 8 images, fewer resamples). Then each fault: a 500 and a body cut
 retry; a 404, a wrong checksum and a rate-limit answer fail at once with a message that names the
 culprit, and leave no partial file.
 """
+import json
 import subprocess
 import sys
 
@@ -21,7 +22,7 @@ from tasksim.probe import choose
 from tasksim.taxonomy.groundtruth import SHA256
 
 from conftest import REPO, SHARED, snakemake_exe
-from fake_github import SAMPLE_FOLDERS, FakeGitHub, png_bytes, sample_names
+from fake_github import SAMPLE_FOLDERS, FakeGitHub, label_bytes, png_bytes, sample_names
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared]
 
@@ -45,6 +46,12 @@ def world(tmp_path_factory):
     # the sample building: rgb/ as large as the real one (9,464 views), the other folders smaller
     folders = {f: {n: b"" for n in sample_names(2000 if f != folder else 9464, f)} for f in SAMPLE_FOLDERS}
     folders[folder] = {n: (lambda n=n: png_bytes(n, 512)) for n in folders[folder]}
+    # every task's label of the views the probe set draws (autoencoding's label is the rgb view)
+    for n in choose(sample_names(9464, folder), N_IMAGES, real["probe"]["seed"]):
+        for task in TASKS:
+            if task != "autoencoding":
+                sub, name, data = label_bytes(task, n)
+                folders[sub][name] = data
     gh.add_repo(repo, commit, folders)
     for path in zoo.glob("*.pth"):
         gh.add_file(f"weights/{path.name}", path.read_bytes())
@@ -68,6 +75,8 @@ def _config(w, name, **change):
     cfg["taxonomy"] = {"groundtruth_source": gh.url + "/files/taskonomy/", "n_bootstrap": 20,
                        "n_bootstrap_recompute": 5, "n_permutations": 20}
     cfg["similarity"] = {"attribution": {"batch_size": N_IMAGES}}
+    cfg["transferability"] = {"estimators": ["hscore", "logme", "leep", "parc"], "n_bootstrap": 2,
+                              "n_permutations": 20}
     for key, value in change.items():
         cfg[key] = value
     path = w["root"] / f"{name}.yaml"
@@ -101,7 +110,8 @@ def test_real_config_runs_end_to_end_against_the_stand_in(world):
     # the listing walked the trees: no recursive call; the faulted files were fetched twice
     assert not any("recursive" in p for p, _ in gh.requests)
     assert gh.calls(f"/files/weights/{weights[0]}") == 2
-    assert gh.calls(f"/raw/{w['repo']}/{w['commit']}/{w['folder']}/{chosen[0]}") == 2
+    # (and once more by the labels: autoencoding's target is the rgb view itself)
+    assert gh.calls(f"/raw/{w['repo']}/{w['commit']}/{w['folder']}/{chosen[0]}") == 3
     # downloaded weights are the stand-ins, byte for byte
     for task in TASKS:
         (src,) = w["zoo"].glob(f"{task}_encoder-*.pth")
@@ -127,6 +137,20 @@ def test_real_config_runs_end_to_end_against_the_stand_in(world):
     # ground truth downloaded through the raw URL and verified; scores written
     assert (data / "taskonomy" / "affinities" / "all_affinities_16k.pkl").exists()
     assert (res / "scores" / "summary.csv").exists()
+    # target labels: every task's label of each probe view, fetched beside it, hashes recorded;
+    # the estimators scored against Taskonomy's affinities, LEEP not applicable (no class head)
+    with h5py.File(data / "targets" / f"{cfg['probe']['name']}.h5") as f:
+        assert json.loads(f.attrs["tasks"]) == TASKS and f.attrs["probe_sha256"] == probe_sha
+    manifest = json.loads((data / "targets" / "labels" / "sha256.json").read_text())
+    assert len(manifest) == N_IMAGES * len(TASKS)
+    assert all(u.startswith(f"{gh.url}/raw/{w['repo']}/{w['commit']}/") for u in manifest)
+    logme = json.loads((res / "transferability" / "scores" / "logme" / "encoder_output.json").read_text())
+    assert logme["groundtruth"] == "Taskonomy all_affinities" and set(logme["sources"]) == set(TASKS)
+    assert logme["without_own_entry"]["mean"]["spearman"] is not None
+    leep = json.loads((res / "transferability" / "scores" / "leep" / "encoder_output.json").read_text())
+    assert leep["n_not_applicable"] == len(TASKS) ** 2
+    comparison = (res / "transferability" / "comparison.csv").read_text()
+    assert "logme" in comparison and "rsa" in comparison
     # the list file rebuilds the same probe set without any listing
     api_calls = gh.calls("/api/")
     lst_path, _ = _config(w, "again")

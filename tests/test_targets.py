@@ -385,6 +385,58 @@ def test_url_list_must_be_the_probe_sets(building):
         taskonomy_targets(b["probe"], other, ["depth_zbuffer"], b["cache"])
 
 
+def test_target_file_stage_records_the_cache_hashes_and_verifies_them_on_a_rerun(building):
+    from tasksim.targets.stage import CACHE_MANIFEST, target_file
+
+    b = building
+    out = b["tmp"] / "targets" / "probe.h5"
+    opts = {"size": None, "user": {}}
+    target_file("taskonomy", b["probe"], out, ["segment_semantic", "depth_zbuffer"], opts,
+                url_list=str(b["url_list"]), cache_dir=str(b["cache"]))
+    manifest = json.loads((b["cache"] / CACHE_MANIFEST).read_text())
+    assert manifest == recorded_sha256(out) and len(manifest) == 2 * len(VIEWS)
+    np.testing.assert_array_equal(read_task_labels(out, "segment_semantic").values, b["truth"]["semantic"])
+    # the server changes a file after it was cached and recorded: a rerun whose cached copy was
+    # lost fetches it again and refuses it, naming it; the target file already written is kept
+    name = "point_7_view_0_domain_segmentsemantic.png"
+    b["folders"]["segment_semantic"][name] = png(np.ones((6, 6), np.uint8))
+    (b["cache"] / "segment_semantic" / name).unlink()
+    with pytest.raises(LabelFileError, match=rf"{name}.*SHA-256 mismatch"):
+        target_file("taskonomy", b["probe"], b["tmp"] / "again.h5", ["segment_semantic"], opts,
+                    url_list=str(b["url_list"]), cache_dir=str(b["cache"]))
+    assert out.exists() and not (b["tmp"] / "again.h5").exists()
+    (b["cache"] / CACHE_MANIFEST).write_text("[1, 2]")
+    with pytest.raises(ValueError, match=rf"label cache manifest .*{CACHE_MANIFEST}"):
+        target_file("taskonomy", b["probe"], b["tmp"] / "again.h5", ["depth_zbuffer"], opts,
+                    url_list=str(b["url_list"]), cache_dir=str(b["cache"]))
+
+
+def test_target_file_stage_reads_a_users_class_csv_for_a_folder_probe(tmp_path):
+    from tasksim.probe import build_probe_set
+    from tasksim.targets.stage import target_file
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i, name in enumerate(["c.png", "a.png", "b.png", "d.png"]):
+        Image.fromarray(np.full((8, 8, 3), 40 * i, np.uint8)).save(images / name)
+    probe = tmp_path / "probe.h5"
+    build_probe_set({"probe": {"source": "folder", "n_images": 3, "seed": 0, "allow_fewer": False,
+                               "folder": {"path": str(images), "list_file": None}},
+                     "preprocessing": {"resolution": 8}}, probe)
+    csv = tmp_path / "labels.csv"
+    csv.write_text("image,label\na.png,cat\nb.png,dog\nc.png,dog\nd.png,bird\n")
+    user = {"task": "pets", "kind": "class", "class_csv": str(csv), "map_dir": None}
+    out = tmp_path / "targets.h5"
+    target_file("user", probe, out, ["pets"], {"size": 8, "user": user}, image_dir=str(images))
+    ids = [i.decode() for i in h5py.File(probe)["ids"][()]]
+    want = {"a.png": 1, "b.png": 2, "c.png": 2, "d.png": 0}  # bird, cat, dog in sorted order
+    np.testing.assert_array_equal(read_task_labels(out, "pets").values, [want[i] for i in ids])
+    csv.write_text("image,label\na.png,cat\n")
+    with pytest.raises(LabelFileError, match=r"labels\.csv has no label"):
+        target_file("user", probe, tmp_path / "bad.h5", ["pets"], {"size": 8, "user": user},
+                    image_dir=str(images))
+
+
 # ------------------------------------------------------------------ a user's own task
 
 

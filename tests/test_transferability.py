@@ -333,6 +333,26 @@ def test_dense_to_cells_on_hand_made_maps():
         dense_to_cells(depth, 5)
 
 
+def test_dense_to_cells_averages_valid_pixels_and_fills_empty_cells():
+    depth = np.arange(3 * 4 * 4, dtype=float).reshape(3, 4, 4)
+    depth[0, 0, 0] = np.nan                     # one missing pixel: the cell's other three count
+    depth[1, :2, 2:] = np.nan                   # cell 1 of image 1 has no valid pixel
+    depth[:, 2:, :2] = np.nan                   # cell 2 is missing in every image
+    raw = np.full((3, 4), np.nan)
+    for i in range(3):
+        for c, (r, q) in enumerate([(0, 0), (0, 2), (2, 0), (2, 2)]):
+            block = depth[i, r:r + 2, q:q + 2]
+            raw[i, c] = np.nanmean(block) if np.isfinite(block).any() else np.nan
+    raw[1, 1] = np.nanmean(raw[[0, 2], 1])      # filled with the cell's mean over the others
+    raw[:, 2] = 0.0                             # missing everywhere: a constant cell
+    want = (raw - raw.mean(axis=0)) / np.where(raw.std(axis=0) > 0, raw.std(axis=0), 1)
+    np.testing.assert_allclose(dense_to_cells(depth, 2), want.T)
+    assert np.isfinite(dense_to_cells(depth, 2, levels=2)).all()
+    depth[2, 3, 3] = np.inf
+    with pytest.raises(ValueError, match="infinite values"):
+        dense_to_cells(depth, 2)
+
+
 def test_mean_over_cells_averages_informative_cells():
     rng = np.random.default_rng(14)
     f = rng.normal(size=(60, 5))

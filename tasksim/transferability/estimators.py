@@ -910,7 +910,11 @@ def dense_to_cells(label_maps: ArrayLike, grid: int, levels: int | None = None) 
 
     ``label_maps``: integer class maps ``[N, H, W]`` or float maps ``[N, H, W]`` /
     ``[N, H, W, C]``. The image is cut into ``grid`` rows and columns of (nearly) equal blocks;
-    cells are numbered row-major.
+    cells are numbered row-major. Float maps may mark missing pixels as NaN (depth without a
+    return): a cell's value is the mean of its valid pixels, and a cell with no valid pixel in
+    an image takes that cell's mean over the images that have one (the middle of its range, so
+    it pulls no image apart); a cell missing in every image is constant and left out by the
+    estimators.
 
     - Class maps: the majority class of each cell (ties go to the smallest label), returned as
       integer labels ``[grid^2, N]``; ``levels`` must be None.
@@ -944,12 +948,18 @@ def dense_to_cells(label_maps: ArrayLike, grid: int, levels: int | None = None) 
         return values[winner].reshape(n, grid * grid).T.copy()
     if x.dtype.kind != "f":
         raise ValueError(f"label maps must be integer (classes) or float, got dtype {x.dtype}")
-    if not np.isfinite(x).all():
-        raise ValueError(f"label maps contain NaN or infinite values ({int((~np.isfinite(x)).sum())} "
-                         f"entries)")
+    if np.isinf(x).any():
+        raise ValueError(f"label maps contain infinite values ({int(np.isinf(x).sum())} entries)")
     xf = x.astype(np.float64)[..., None] if x.ndim == 3 else x.astype(np.float64)
-    counts = _block_sums(np.ones((1,) + xf.shape[1:3] + (1,)), grid)
-    cells = (_block_sums(xf, grid) / counts).reshape(n, grid * grid, xf.shape[3])   # [N, G^2, C]
+    valid = ~np.isnan(xf)
+    counts = _block_sums(valid.astype(np.float64), grid)
+    sums = _block_sums(np.where(valid, xf, 0.0), grid)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cells = (sums / counts).reshape(n, grid * grid, xf.shape[3])               # [N, G^2, C]
+    empty = np.isnan(cells)
+    if empty.any():  # a cell without a valid pixel in an image: the cell's mean over the others
+        fill = np.nanmean(np.where(empty.all(axis=0), 0.0, cells), axis=0)
+        cells = np.where(empty, fill[None], cells)
     if levels is None:
         std = cells.std(axis=0)
         out = np.divide(cells - cells.mean(axis=0), std, out=np.zeros_like(cells), where=std > 0)

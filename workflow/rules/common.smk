@@ -6,7 +6,9 @@ from tasksim.config import (
     method_layers,
     model_names,
     resolve,
+    target_tasks,
     transferability_active,
+    transferability_scored,
 )
 from tasksim.snakeutils import code_digest, result_options
 from tasksim.runlock import hold_run_lock, release_run_lock

@@ -74,7 +74,7 @@ rule transferability_matrix:
 rule transferability_scores:
     input:
         matrix=f"{TR_DIR}/{{estimator}}/{{layer}}.h5",
-        groundtruth=config["taxonomy"]["groundtruth_csv"] or [],
+        groundtruth=TR_GROUNDTRUTH,
     output:
         scores=f"{TR_DIR}/scores/{{estimator}}/{{layer}}.json",
     log:
@@ -91,7 +91,7 @@ rule transferability_scores:
         n_permutations=TR["n_permutations"],
         seed=TR["seed"],
         confidence=TR["confidence"],
-        groundtruth_label="measured Mini-Taskonomy affinity",
+        groundtruth_label=TR_GROUNDTRUTH_LABEL,
     script:
         "../scripts/transferability_scores.py"
 
@@ -104,7 +104,7 @@ rule method_comparison:
             for e in TR["estimators"]
             for layer in TR["layers"]
         ],
-        groundtruth=config["taxonomy"]["groundtruth_csv"] or [],
+        groundtruth=TR_GROUNDTRUTH,
         losses=MT_FILES["losses"] if MT["enabled"] else [],
     output:
         csv=report(
@@ -133,7 +133,7 @@ rule method_comparison:
         sources=MODELS,
         seed=TR["seed"],
         confidence=TR["confidence"],
-        groundtruth_label="measured Mini-Taskonomy affinity",
+        groundtruth_label=TR_GROUNDTRUTH_LABEL,
     script:
         "../scripts/method_comparison.py"
 

@@ -1,13 +1,30 @@
 # Helper functions and constants of transferability.smk (kept apart: Snakemake style keeps rules and functions in separate files).
+from tasksim.taxonomy.protocols import groundtruth_label
+
 TR = config["transferability"]
 TR_DIR = f"{RESULTS}/transferability"
+# The estimators are scored, like the label-free methods' DDS protocol, against the transfer
+# affinity: Taskonomy's all_affinities, or the measured Mini-Taskonomy affinity.
+TR_SCORED = transferability_scored(config)
+TR_GROUNDTRUTH = groundtruth_inputs()["gt_dds_affinity"] if TR_SCORED else []
+TR_GROUNDTRUTH_LABEL = groundtruth_label(GT_KIND, "dds_affinity")
 
 
 def transferability_outputs():
-    """Every estimator's score file at every layer of transferability.layers, and the comparison
-    of both method families (table and figure)."""
-    return [
-        f"{TR_DIR}/scores/{e}/{layer}.json"
-        for e in TR["estimators"]
-        for layer in TR["layers"]
-    ] + [f"{TR_DIR}/comparison.csv", f"{TR_DIR}/comparison.png"]
+    """Every estimator's matrix at every layer of transferability.layers; where the targets have
+    a transfer ground truth, their score files and the comparison of both method families
+    (table and figure)."""
+    matrices = [
+        f"{TR_DIR}/{e}/{layer}.csv" for e in TR["estimators"] for layer in TR["layers"]
+    ]
+    if not TR_SCORED:
+        return matrices
+    return (
+        matrices
+        + [
+            f"{TR_DIR}/scores/{e}/{layer}.json"
+            for e in TR["estimators"]
+            for layer in TR["layers"]
+        ]
+        + [f"{TR_DIR}/comparison.csv", f"{TR_DIR}/comparison.png"]
+    )
