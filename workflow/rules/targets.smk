@@ -10,7 +10,11 @@ rule targets:
     input:
         probe=PROBE,
         url_list=PROBE_URL_LIST if TARGETS_SOURCE == "taskonomy" else [],
-        class_csv=(config["targets"]["user"]["class_csv"] or []) if TARGETS_SOURCE == "user" else [],
+        class_csv=(
+            (config["targets"]["user"]["class_csv"] or [])
+            if TARGETS_SOURCE == "user"
+            else []
+        ),
     output:
         targets=TARGETS_FILE,
     log:
