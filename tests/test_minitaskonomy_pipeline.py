@@ -48,6 +48,7 @@ def test_dry_run_lists_minitaskonomy_rules(tmp_path):
     assert counts["mt_train_encoder"] == n_tasks
     assert counts["mt_transfer_source"] == n_tasks + 2  # + pixels, random
     assert counts["mt_affinity"] == 1
+    assert counts["mt_head_probe"] == 2  # the categorical heads: class_object, segment_semantic
     assert counts["extract_activations"] == n_tasks
     assert "download_weights" not in counts  # weights come from the training rule
     for rule in ("rsa_similarity", "scores", "reference_tree", "summary"):
@@ -122,6 +123,27 @@ def test_ci_size_demo_end_to_end_beats_random_encoders(demo_ci_local, tmp_path):
                     assert iv[0] <= iv[1], (est, iv)
     assert best_p < 0.05, best_p
     assert n_intervals >= n_scored - 1, (n_intervals, n_scored)
+    # LEEP and NCE read the categorical heads (class_object, segment_semantic where configured):
+    # finite in those sources' rows wherever the target's labels apply, NaN with the reason elsewhere
+    import numpy as np
+
+    from tasksim.minitaskonomy.heads import categorical_head_tasks
+    from tasksim.targets.store import targets_info
+
+    kinds = targets_info(data / "targets" / f"{cfg['probe']['name']}.h5")["tasks"]
+    head_tasks = categorical_head_tasks(tasks)
+    for est in (e for e in tr["estimators"] if e in ("leep", "nce")):
+        for layer in tr["layers"]:
+            m = read_matrix(results / "transferability" / est / f"{layer}.h5")
+            for s in tasks:
+                row = m.matrix.loc[s].to_numpy(dtype=float)
+                if s in head_tasks:
+                    assert (data / "minitaskonomy" / "heads" / f"{s}_probe.h5").exists(), s
+                    applies = np.array([kinds[t] != "dense_instance" for t in m.matrix.columns])
+                    assert np.isfinite(row[applies]).all() and np.isnan(row[~applies]).all(), (est, s, row)
+                else:
+                    assert np.isnan(row).all(), (est, s, row)
+                    assert all("no categorical head" in m.not_applicable[(s, t)] for t in tasks), (est, s)
     comparison = pd.read_csv(results / "transferability" / "comparison.csv", keep_default_na=False,
                              na_values={c: [""] for c in ("spearman", "spearman_low", "spearman_high")})
     assert set(comparison.method) >= set(tr["estimators"]) | {"rsa", "noise ceiling (split halves)",

@@ -34,6 +34,68 @@ def test_source_rows_cover_every_estimator_layer_target_and_name_what_does_not_a
     assert r.loc[("logme", "encoder_output", "reg"), "value"] > r.loc[("logme", "block3", "reg"), "value"]
 
 
+def _head(cls, n_classes=5, seed=2):
+    """Probabilities [N, n_classes] of a head that leans towards the class of each image."""
+    logits = np.random.default_rng(seed).normal(size=(len(cls), n_classes))
+    logits[np.arange(len(cls)), cls] += 2.0
+    p = np.exp(logits)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def _head_targets(n=60):
+    targets, cls, reg = _targets(n)
+    dense = np.random.default_rng(3).integers(0, 3, (n, 8, 8))
+    return {**targets, "dense": (dense, "dense_class")}, cls, dense
+
+
+def test_a_head_gives_leep_and_nce_equal_to_the_estimators_on_the_same_arrays():
+    from tasksim.transferability.estimators import dense_to_cells, leep, mean_over_cells, nce
+
+    targets, cls, dense = _head_targets()
+    head = _head(cls)
+    rng = np.random.default_rng(4)
+    feats = {"block3": rng.normal(size=(60, 4)), "encoder_output": rng.normal(size=(60, 4))}
+    rows = stage.source_rows(feats, "m", targets, ["leep", "nce"], {}, grid=2, levels=None, head=head)
+    r = rows.set_index(["estimator", "layer", "target"])
+    cells = dense_to_cells(dense, 2)
+    for layer in feats:  # the head, not the layer, is read: the same estimate at every layer
+        assert r.loc[("leep", layer, "cls"), "value"] == pytest.approx(leep(head, cls), rel=1e-12)
+        assert r.loc[("nce", layer, "cls"), "value"] == pytest.approx(nce(head.argmax(1), cls), rel=1e-12)
+        assert r.loc[("leep", layer, "dense"), "value"] == pytest.approx(mean_over_cells(leep, head, cells),
+                                                                         rel=1e-12)
+        assert r.loc[("nce", layer, "dense"), "value"] == pytest.approx(
+            mean_over_cells(nce, head.argmax(1), cells), rel=1e-12)
+        # float labels without levels: not applicable, with the reason
+        assert np.isnan(r.loc[("leep", layer, "reg"), "value"]) and r.loc[("leep", layer, "reg"), "not_applicable"]
+    assert np.isfinite(rows[rows.target != "reg"]["value"]).all()
+    assert leep(head, cls) > leep(_head(np.zeros_like(cls)), cls)  # the head's lean is what LEEP sees
+    # without a head: NaN everywhere, each with the reason
+    bare = stage.source_rows(feats, "m", targets, ["leep", "nce"], {}, grid=2, levels=None)
+    assert bare["value"].isna().all() and bare["not_applicable"].str.contains("no categorical head").all()
+    with pytest.raises(ValueError, match="59 rows for 60 images"):
+        stage.source_rows(feats, "m", targets, ["leep"], {}, grid=2, levels=None, head=head[:59])
+
+
+def test_bootstrap_replicates_resample_the_head_with_the_features_and_labels():
+    from tasksim.transferability.estimators import dense_to_cells, leep, mean_over_cells, nce
+
+    targets, cls, dense = _head_targets()
+    head = _head(cls)
+    feats = {"L": np.random.default_rng(4).normal(size=(60, 4))}
+    rows = stage.source_rows(feats, "m", targets, ["leep", "nce", "hscore"], {}, grid=2, levels=None,
+                             n_bootstrap=3, seed=5, head=head)
+    idx = stage.resamples(60, 3, 5)
+    for r in (1, 2, 3):
+        i = idx[r - 1]
+        got = rows[rows.replicate == r].set_index(["estimator", "target"])["value"]
+        assert got[("leep", "cls")] == pytest.approx(leep(head[i], cls[i]), rel=1e-12)
+        assert got[("nce", "cls")] == pytest.approx(nce(head[i].argmax(1), cls[i]), rel=1e-12)
+        assert got[("leep", "dense")] == pytest.approx(mean_over_cells(leep, head[i], dense_to_cells(dense[i], 2)),
+                                                       rel=1e-12)
+        # the head's rows are those of the features and labels: not the unresampled head
+        assert got[("leep", "cls")] != pytest.approx(leep(head, cls[i]), rel=1e-6)
+
+
 def test_pca_reduction_keeps_shape_below_n_and_is_a_no_op_when_not_asked():
     x = np.random.default_rng(0).normal(size=(20, 2, 3, 5))
     assert stage.reduce_features(x, None).shape == (20, 30)

@@ -34,3 +34,14 @@ def scenes(data_dir: str) -> dict[str, str]:
 def weights(data_dir: str, task: str) -> str:
     """Weights of one task's encoder, where the zoo stage expects every model's weights."""
     return f"{data_dir}/weights/{task}.pth"
+
+
+def head(data_dir: str, task: str) -> str:
+    """Weights of the head trained together with one task's encoder (``{'state_dict': ...}``
+    of :func:`tasksim.minitaskonomy.training.build_head`)."""
+    return f"{stage_dir(data_dir)}/heads/{task}.pth"
+
+
+def head_probe(data_dir: str, task: str) -> str:
+    """Class probabilities of a categorical head on the probe images (read by LEEP and NCE)."""
+    return f"{stage_dir(data_dir)}/heads/{task}_probe.h5"

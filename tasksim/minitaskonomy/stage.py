@@ -1,6 +1,7 @@
 """Path-in/path-out steps of the Mini-Taskonomy stage (docs/data-layout.md, ``D/minitaskonomy/``):
-an encoder per task, the readouts of one source, the measured affinity. The rule scripts in
-``workflow/scripts/mt_*.py`` only unpack Snakemake's objects and call these.
+an encoder (and its head) per task, a categorical head's probabilities of the probe images, the
+readouts of one source, the measured affinity. The rule scripts in ``workflow/scripts/mt_*.py``
+only unpack Snakemake's objects and call these.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tasksim.io import atomic_path, sha256_file
+from tasksim.io import atomic_path, open_h5, read_str, sha256_file
 from tasksim.minitaskonomy.ahp import affinity_frame, wins_vs_frame, write_affinity
 from tasksim.minitaskonomy.data import MINI_TASKS
-from tasksim.minitaskonomy.training import train_task_encoder
+from tasksim.minitaskonomy.heads import has_categorical_head, head_probabilities, write_head_probabilities
+from tasksim.minitaskonomy.training import load_encoder, load_head, train_task_encoder
 from tasksim.minitaskonomy.transfer import source_code_fn, source_losses
 from tasksim.scenes import read_scenes_h5
 
@@ -32,15 +34,19 @@ def encoder_seed(task: str, seed: int) -> int:
 
 
 def train_encoder_files(task: str, scenes: PathLike, encoders_dir: PathLike, weights_out: PathLike,
-                        sha256_out: PathLike, epochs: int, seed: int, threads: int = 1) -> Path:
+                        sha256_out: PathLike, head_out: PathLike, epochs: int, seed: int,
+                        threads: int = 1) -> Path:
     """Train the encoder of one task: ``<encoders_dir>/<task>_encoder-<sha256>.pth`` (zoo format,
     hash in the name), a byte-identical copy at ``weights_out`` (where extraction reads every
-    model's weights) and ``sha256_out`` (a SHA256SUMS line naming the hashed file)."""
+    model's weights), ``sha256_out`` (a SHA256SUMS line naming the hashed file) and at
+    ``head_out`` the head trained with it (``{'state_dict': ...}`` of ``build_head(task)``; the
+    categorical ones are read by LEEP and NCE)."""
     enc_dir = Path(encoders_dir)
     for stale in enc_dir.glob(f"{task}_encoder-*.pth"):
         stale.unlink()
     s = encoder_seed(task, seed)
-    ckpt = train_task_encoder(task, scenes, enc_dir, epochs=epochs, seed=s, threads=max(1, threads))
+    ckpt = train_task_encoder(task, scenes, enc_dir, epochs=epochs, seed=s, threads=max(1, threads),
+                              head_out=head_out)
     digest = sha256_file(ckpt)
     with atomic_path(weights_out, suffix=".pth") as tmp:
         shutil.copyfile(ckpt, tmp)
@@ -50,6 +56,30 @@ def train_encoder_files(task: str, scenes: PathLike, encoders_dir: PathLike, wei
         tmp.write_text(f"{digest}  {ckpt.name}\n")
     log.info("encoder %s (seed %d, %d epochs): %s", task, s, epochs, ckpt)
     return ckpt
+
+
+def head_probe_file(task: str, weights: PathLike, head: PathLike, probe: PathLike, out: PathLike, *,
+                    low_saturation: bool = False, locking: bool | None = None) -> None:
+    """Class probabilities ``[N, C]`` of one task's categorical head on the probe images
+    (:func:`tasksim.minitaskonomy.heads.head_probabilities`), with the probe's ids and hash.
+
+    The images become encoder input as in extraction (:func:`tasksim.probe.preprocess.network_input`
+    with the model's ``low_saturation``, False for every Mini-Taskonomy encoder); encoder and
+    head run in float32, eval mode, as trained (no batch-norm folding or reduced precision: the
+    probabilities are the trained classifier's)."""
+    from tasksim.probe.preprocess import network_input
+
+    if not has_categorical_head(task):
+        raise ValueError(f"the head of {task} is not a classifier (its loss is not cross-entropy)")
+    with open_h5(probe, "r", locking) as f:
+        images, ids = f["images"][()], read_str(f["ids"])
+        probe_sha = str(f.attrs["content_sha256"])
+    probs = head_probabilities(load_encoder(weights), load_head(task, head),
+                               network_input(images, low_saturation))
+    write_head_probabilities(out, probs, task=task, ids=ids, probe_sha256=probe_sha,
+                             weights_sha256=sha256_file(weights), head_sha256=sha256_file(head))
+    log.info("head of %s on %d probe images: %d classes, mean probabilities %s", task, len(ids),
+             probs.shape[1], np.round(probs.mean(axis=0), 3).tolist())
 
 
 def transfer_source_file(source: str, weights: PathLike | None, transfer: PathLike, test: PathLike,

@@ -1,4 +1,4 @@
-"""Training of the mini-Taskonomy task encoders and zoo-format checkpoints."""
+"""Training of the mini-Taskonomy task encoders, their zoo-format checkpoints and their heads' weights."""
 
 from __future__ import annotations
 
@@ -82,14 +82,41 @@ def load_encoder(path: str | os.PathLike[str]) -> MiniEncoder:
     return enc.eval()
 
 
+def save_head(head: nn.Module, path: str | os.PathLike[str]) -> Path:
+    """Write the trained head's ``{'state_dict': ...}`` to ``path`` (atomic). Serialised in memory
+    first, as the encoder checkpoints, so the bytes depend on the weights only."""
+    import io
+
+    from tasksim.io import atomic_path
+
+    buf = io.BytesIO()
+    torch.save({"state_dict": {k: v.detach().clone() for k, v in head.state_dict().items()}}, buf)
+    with atomic_path(path, suffix=".pth") as tmp:
+        tmp.write_bytes(buf.getvalue())
+    return Path(path)
+
+
+def load_head(task: str, path: str | os.PathLike[str]) -> nn.Module:
+    """:func:`build_head` of ``task`` with the weights of a file written by :func:`save_head`
+    (strict: every key must match; eval mode)."""
+    head = build_head(task)
+    head.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
+    return head.eval()
+
+
 def train_task_encoder(task: str, scenes_h5: str | os.PathLike[str], out_dir: str | os.PathLike[str],
-                       epochs: int = 4, seed: int = 0, threads: int = 1) -> Path:
+                       epochs: int = 4, seed: int = 0, threads: int = 1,
+                       head_out: str | os.PathLike[str] | None = None) -> Path:
     """Train the encoder of ``task`` on a rendered split file and write its checkpoint; returns
-    the checkpoint path ``out_dir/<task>_encoder-<sha256>.pth``."""
+    the checkpoint path ``out_dir/<task>_encoder-<sha256>.pth``. With ``head_out`` the head
+    trained with it is written there too (:func:`save_head`); the encoder's bytes are the same
+    either way."""
     from tasksim.scenes import read_scenes_h5
 
     torch.set_num_threads(threads)
-    enc, _, _ = train_encoder(task, read_scenes_h5(scenes_h5), epochs, seed)
+    enc, head, _ = train_encoder(task, read_scenes_h5(scenes_h5), epochs, seed)
+    if head_out is not None:
+        save_head(head, head_out)
     return save_encoder_checkpoint(enc, task, out_dir)
 
 

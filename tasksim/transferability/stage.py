@@ -1,10 +1,11 @@
 """The transferability stage's steps (path in, path out), called by the rule scripts.
 
 1. :func:`source_estimates`: one source model's features (its recorded layers, flattened, of
-   the probe images) against every target's labels, for every configured estimator, on all
-   probe images and on each bootstrap resample of them: one source file (fanned out per source
-   on a cluster). Each source's shared work (covariance, SVD, PCA and mixtures) is done once per
-   estimator and image set and reused for every target.
+   the probe images), and its categorical head's class probabilities where it has one, against
+   every target's labels, for every configured estimator, on all probe images and on each
+   bootstrap resample of them: one source file (fanned out per source on a cluster). Each
+   source's shared work (covariance, SVD, PCA and mixtures) is done once per estimator and
+   image set and reused for every target.
 2. :func:`estimator_matrix`: the source files gathered into one source x target matrix per
    estimator and layer, with the matrices of the bootstrap replicates.
 3. :func:`transferability_scores`: a matrix against the transfer ground truth, by the ranking
@@ -26,7 +27,7 @@ from tqdm import tqdm
 
 from tasksim.io import write_json
 from tasksim.similarity.registry import hdf5_layer
-from tasksim.targets.store import read_targets, targets_info
+from tasksim.targets.store import check_same_probe, read_targets, targets_info
 from tasksim.taxonomy import scoring
 from tasksim.taxonomy.uncertainty import bootstrap_indices
 
@@ -60,17 +61,23 @@ def resamples(n_images: int, n_bootstrap: int, seed: int) -> np.ndarray:
 def source_rows(features: Mapping[str, np.ndarray], model: str,
                 targets: Mapping[str, tuple[np.ndarray, str]], estimators: Sequence[str],
                 options: Mapping[str, Mapping[str, Any]], *, grid: int,
-                levels: int | None, n_bootstrap: int = 0, seed: int = 0) -> pd.DataFrame:
+                levels: int | None, n_bootstrap: int = 0, seed: int = 0,
+                head: np.ndarray | None = None) -> pd.DataFrame:
     """Rows (columns :data:`files.ROW_COLUMNS`) of one source: every estimator x layer x target,
     on all probe images (``replicate`` 0) and on each of ``n_bootstrap`` resamples of them
-    (:func:`resamples`; features and labels resampled together, replicates 1..B).
+    (:func:`resamples`; features, labels and head resampled together, replicates 1..B).
 
-    ``features``: ``{layer: [N, D]}`` of ``model``; ``targets``: ``{task: (labels, kind)}``.
-    Estimators that read a categorical head (LEEP, NCE) get no head here and say so. A pair that
-    applies on all images but whose estimator is undefined on one resample (a dense cell left with
-    a single value, say) is NaN in that replicate, with the reason, and logged; the intervals
-    leave it out of that replicate's target column."""
+    ``features``: ``{layer: [N, D]}`` of ``model``; ``targets``: ``{task: (labels, kind)}``;
+    ``head``: the class probabilities ``[N, C]`` of ``model``'s categorical head on the same
+    images, or None. Estimators that read a categorical head (LEEP, NCE) read ``head`` in place
+    of the features, so their estimate is the same at every layer; without a head they are NaN
+    with the reason (the source has no categorical head). A pair that applies on all images but
+    whose estimator is undefined on one resample (a dense cell left with a single value, say) is
+    NaN in that replicate, with the reason, and logged; the intervals leave it out of that
+    replicate's target column."""
     n = len(next(iter(features.values()))) if features else 0
+    if head is not None and len(head) != n:
+        raise ValueError(f"{model}: the head's probabilities have {len(head)} rows for {n} images")
     index = [None, *resamples(n, n_bootstrap, seed)]
     out = []
     for layer, x in features.items():
@@ -80,10 +87,11 @@ def source_rows(features: Mapping[str, np.ndarray], model: str,
                                          disable=len(index) < 3, leave=False)):
                 tg = targets if idx is None else {t: (np.asarray(y)[idx], k) for t, (y, k) in targets.items()}
                 xr = x if idx is None else x[idx]
+                heads = None if head is None else {model: head if idx is None else np.asarray(head)[idx]}
                 kw = dict(options.get(est, {}))
                 try:
-                    m = transferability_matrix({model: xr}, tg, est, kw, grid=grid, levels=levels,
-                                               sources=[model])
+                    m = transferability_matrix({model: xr}, tg, est, kw, heads=heads, grid=grid,
+                                               levels=levels, sources=[model])
                 except ValueError as e:
                     if idx is None:
                         raise
@@ -108,18 +116,28 @@ def source_estimates(activations: PathLike, targets_file: PathLike, out: PathLik
                      layers: Sequence[str], estimators: Sequence[str],
                      options: Mapping[str, Mapping[str, Any]], *, grid: int, levels: int | None,
                      pca_dim: int | None, n_bootstrap: int = 0, seed: int = 0,
-                     locking: bool | None = None) -> None:
+                     head: PathLike | None = None, locking: bool | None = None) -> None:
     """Write one source's estimates for every target of ``targets_file`` (:func:`source_rows`;
-    features reduced by PCA on all probe images, before resampling)."""
+    features reduced by PCA on all probe images, before resampling). ``head``: the source's
+    head-probability file (:mod:`tasksim.minitaskonomy.heads`), refused unless it was made from
+    the targets' probe set (same hash and ids) for ``model``; None for a source without a
+    categorical head."""
     info = targets_info(targets_file, locking)
     targets = {t: read_targets(targets_file, t, activations=activations, locking=locking)
                for t in info["tasks"]}
+    probs = None
+    if head is not None:
+        from tasksim.minitaskonomy.heads import read_head_probabilities
+
+        check_same_probe(targets_file, head, locking)
+        probs = read_head_probabilities(head, model, locking)
+        log.info("%s: categorical head, %d classes", model, probs.shape[1])
     feats = {}
     for layer in layers:
         feats[layer] = reduce_features(hdf5_layer(activations, layer, locking)(), pca_dim)
         log.info("%s %s: features %s", model, layer, feats[layer].shape)
     rows = source_rows(feats, model, targets, estimators, options, grid=grid, levels=levels,
-                       n_bootstrap=n_bootstrap, seed=seed)
+                       n_bootstrap=n_bootstrap, seed=seed, head=probs)
     point = rows[rows["replicate"] == 0]
     n_na = int((point["not_applicable"] != "").sum())
     log.info("%s: %d estimates, %d not applicable, %d bootstrap replicates", model, len(point), n_na,

@@ -1,16 +1,22 @@
-# Mini-Taskonomy: render scenes -> one encoder per task -> readouts (one job per source)
-# -> measured AHP affinity. When config minitaskonomy.enabled, the pipeline's models ARE these
-# encoders (user-model style, builder tasksim.minitaskonomy.models:build_encoder), their weights
-# come from mt_train_encoder (which outranks download_weights for data_dir/weights/<task>.pth),
-# and the taxonomy stage scores every similarity method against the measured affinity.
+# Mini-Taskonomy: render scenes -> one encoder (and its head) per task -> readouts (one job per
+# source) -> measured AHP affinity; the categorical heads' probabilities of the probe images
+# (for LEEP and NCE in transferability.smk). When config minitaskonomy.enabled, the pipeline's
+# models ARE these encoders (user-model style, builder tasksim.minitaskonomy.models:build_encoder),
+# their weights come from mt_train_encoder (which outranks download_weights for
+# data_dir/weights/<task>.pth), and the taxonomy stage scores every similarity method against the
+# measured affinity.
 # Science: tasksim.scenes, tasksim.minitaskonomy; adapters: workflow/scripts/mt_*.py.
 # The models and ground truth it implies are set once by tasksim.config.resolve (common.smk).
 from tasksim.minitaskonomy import layout as mt_layout
+from tasksim.minitaskonomy.data import MINI_TASKS
+from tasksim.minitaskonomy.heads import categorical_head_tasks
 
 MT = config["minitaskonomy"]
 MT_DIR = mt_layout.stage_dir(DATA)
 MT_TASKS = list(MT["tasks"])
 MT_SOURCES = MT_TASKS + ["pixels", "random"]
+# Configured tasks whose trained head is a classifier (class_object, segment_semantic).
+MT_HEAD_TASKS = categorical_head_tasks(MT_TASKS)
 MT_SPLITS = (
     {  # split -> (first scene index, number of scenes); splits are disjoint, one seed
         "train": (0, MT["n_train"]),
@@ -65,6 +71,7 @@ rule mt_train_encoder:
     output:
         weights=f"{DATA}/weights/{{task}}.pth",
         sha256=f"{MT_DIR}/encoders/{{task}}.sha256",
+        head=mt_layout.head(DATA, "{task}"),
     log:
         f"{LOGS}/minitaskonomy/train_encoder/{{task}}.log",
     benchmark:
@@ -85,6 +92,34 @@ rule mt_train_encoder:
         encoders=lambda wc, output: os.path.dirname(output.sha256),
     script:
         "../scripts/mt_train_encoder.py"
+
+
+rule mt_head_probe:
+    input:
+        weights=f"{DATA}/weights/{{task}}.pth",
+        head=mt_layout.head(DATA, "{task}"),
+        probe=PROBE,
+    output:
+        probabilities=mt_layout.head_probe(DATA, "{task}"),
+    log:
+        f"{LOGS}/minitaskonomy/heads/{{task}}.log",
+    benchmark:
+        f"{BENCH}/minitaskonomy/heads/{{task}}.tsv"
+    wildcard_constraints:
+        task="|".join(categorical_head_tasks(MINI_TASKS)),
+    conda:
+        "../envs/tasksim.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        code=script_code("mt_head_probe"),
+        task=lambda wc: wc.task,
+        low_saturation=lambda wc: next(
+            m["low_saturation"] for m in config["models"] if m["name"] == wc.task
+        ),
+    script:
+        "../scripts/mt_head_probe.py"
 
 
 rule mt_transfer_source:

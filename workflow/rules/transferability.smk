@@ -12,6 +12,7 @@ rule transferability_source:
     input:
         activations=f"{RESULTS}/activations/{{model}}.h5",
         targets=TARGETS_FILE,
+        head=source_head,
     output:
         rows=f"{TR_DIR}/sources/{{model}}.csv",
     log:

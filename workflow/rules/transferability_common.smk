@@ -1,5 +1,6 @@
 # Helper functions and constants of transferability.smk (kept apart: Snakemake style keeps rules and functions in separate files).
 from tasksim.taxonomy.protocols import groundtruth_label
+from tasksim.transferability.estimators import ESTIMATORS
 
 TR = config["transferability"]
 TR_DIR = f"{RESULTS}/transferability"
@@ -8,6 +9,19 @@ TR_DIR = f"{RESULTS}/transferability"
 TR_SCORED = transferability_scored(config)
 TR_GROUNDTRUTH = groundtruth_inputs()["gt_dds_affinity"] if TR_SCORED else []
 TR_GROUNDTRUTH_LABEL = groundtruth_label(GT_KIND, "dds_affinity")
+# Configured estimators that read a source's categorical head (LEEP, NCE) instead of its features.
+TR_HEAD_ESTIMATORS = [
+    e for e in TR["estimators"] if e in ESTIMATORS and ESTIMATORS[e].input != "features"
+]
+
+
+def source_head(wildcards):
+    """The categorical head's probabilities of the probe images for a source that has one
+    (Mini-Taskonomy's class_object and segment_semantic encoders) when an estimator reads
+    them; [] otherwise (LEEP and NCE then say the source has no categorical head)."""
+    if MT["enabled"] and TR_HEAD_ESTIMATORS and wildcards.model in MT_HEAD_TASKS:
+        return [mt_layout.head_probe(DATA, wildcards.model)]
+    return []
 
 
 def transferability_outputs():

@@ -7,5 +7,5 @@ sm = snakemake
 p = sm.params
 source_estimates(sm.input.activations, sm.input.targets, sm.output.rows, sm.wildcards.model, p.layers,
                  p.estimators, p.options, grid=p.grid, levels=p.levels, pca_dim=p.pca_dim,
-                 n_bootstrap=p.n_bootstrap, seed=p.seed,
+                 n_bootstrap=p.n_bootstrap, seed=p.seed, head=sm.input.head[0] if sm.input.head else None,
                  locking=hdf5_locking(sm))
