@@ -225,3 +225,52 @@ def test_figure_draws_an_interval_that_does_not_contain_the_point(tmp_path):
                                                                                        list("abcd")))]
     fig = cmp.comparison_figure(cmp.comparison_table(rows), "t")
     assert len(fig.axes[0].collections) >= 1   # the interval's line
+
+
+def test_label_free_interval_rebuilds_rsa_on_the_estimators_resamples(tmp_path):
+    """RSA's interval in the comparison: its matrix rebuilt from the stored RDMs on each of the
+    resamples the estimators use (same seed, same images), scored like the point value; checked
+    against RSA computed directly (Spearman of the stored float32 RDMs' upper triangles over the pairs of distinct
+    resampled images, each pair as often as the resample draws it)."""
+    from scipy.spatial.distance import pdist, squareform
+
+    from tasksim.similarity.files import write_rdms
+    from tasksim.transferability.stage import resamples
+
+    rng = np.random.default_rng(11)
+    n_img, names = 12, TASKS[:6]
+    feats = {m: rng.normal(size=(n_img, 5)) + (0.5 if i % 2 else 0) * rng.normal(size=(n_img, 1))
+             for i, m in enumerate(names)}
+    rdm = {m: squareform(pdist(x, "correlation")) for m, x in feats.items()}
+    rdm_files = {}
+    for m in names:
+        rdm_files[m] = tmp_path / "rdms" / f"{m}.h5"
+        rdm_files[m].parent.mkdir(exist_ok=True)
+        write_rdms(rdm_files[m], [f"img{i}" for i in range(n_img)], {"L": rdm[m]}, {"model": m})
+
+    def rsa_on(idx):  # pairs of distinct images, with their multiplicity in the resample
+        i, j = np.triu_indices(len(idx), k=1)
+        distinct = idx[i] != idx[j]
+        tri = np.stack([rdm[m].astype(np.float32)[idx[i][distinct], idx[j][distinct]] for m in names])
+        return pd.DataFrame(spearmanr(tri.T).statistic, index=names, columns=names)
+
+    g = _truth(12).loc[names + ["pixels"], names]
+    sim_path = tmp_path / "similarity" / "rsa" / "L.h5"
+    sim_path.parent.mkdir(parents=True)
+    write_similarity(sim_path, sim_path.with_suffix(".csv"), rsa_on(np.arange(n_img)).to_numpy(), names,
+                     "rsa", "L", {}, "sha", n_img)
+    g.to_csv(tmp_path / "gt.csv")
+    table = cmp.method_comparison_files(
+        [sim_path], [], tmp_path / "gt.csv", tmp_path / "c.csv", tmp_path / "c.png", sources=names,
+        losses=None, groundtruth_label="x", run="r", seed=3, n_bootstrap=25, rdm_files=rdm_files,
+        options={"rsa": {"comparison": "spearman"}})
+    means = [cmp.compare(rsa_on(idx), g, names, names).summary["spearman"] for idx in resamples(n_img, 25, 3)]
+    row = table.set_index("method").loc["rsa"]
+    assert (row["spearman_low"], row["spearman_high"]) == pytest.approx(tuple(np.quantile(means, [0.025, 0.975])))
+    assert row["spearman"] == pytest.approx(cmp.compare(rsa_on(np.arange(n_img)), g, names, names).summary["spearman"])
+    # without resamples, or without the stored RDMs, no interval (and the point value stays)
+    for kw in ({"n_bootstrap": 0, "rdm_files": rdm_files}, {"n_bootstrap": 5, "rdm_files": None}):
+        t = cmp.method_comparison_files([sim_path], [], tmp_path / "gt.csv", tmp_path / "c.csv",
+                                        tmp_path / "c.png", sources=names, losses=None, groundtruth_label="x",
+                                        run="r", seed=3, **kw).set_index("method")
+        assert np.isnan(t.loc["rsa", "spearman_low"]) and t.loc["rsa", "spearman"] == row["spearman"]

@@ -150,6 +150,10 @@ def test_ci_size_demo_end_to_end_beats_random_encoders(demo_ci_local, tmp_path):
                                                              "popularity (no model)"}
     ceiling = comparison.set_index("method").loc["noise ceiling (split halves)", "spearman"]
     assert ceiling > best[2]["mean"]["spearman"] - 0.1, (ceiling, best)
+    # the label-free rows have intervals from the estimators' resamples too (RSA from its RDMs)
+    rsa_rows = comparison[comparison.method == "rsa"]
+    assert rsa_rows[["spearman_low", "spearman_high"]].notna().all().all(), rsa_rows
+    assert (rsa_rows.spearman_low < rsa_rows.spearman_high).all(), rsa_rows
 
     trained = read_similarity(results / "similarity" / "rsa" / "encoder_output.h5").matrix
     assert list(trained.index) == tasks

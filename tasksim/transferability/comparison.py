@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -38,8 +38,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["GROUPS", "FAMILIES", "CEILING", "POPULARITY", "CEILING_SPLITS", "COLUMNS", "Comparison",
            "target_group", "group_means", "summarize", "compare", "ceiling_comparison",
-           "popularity_comparison", "spearman_interval", "comparison_row", "comparison_table", "comparison_figure",
-           "method_comparison_files"]
+           "popularity_comparison", "spearman_interval", "similarity_interval", "comparison_row",
+           "comparison_table", "comparison_figure", "method_comparison_files"]
 
 #: Target groups of the per-group means: the task groups of :mod:`tasksim.tasks`, then ``other``
 #: (multi-image tasks and names that are not Taskonomy tasks).
@@ -130,6 +130,22 @@ def spearman_interval(bootstrap: np.ndarray, index: Sequence[str], columns: Sequ
 
     means = np.array([compare(pd.DataFrame(b, index=list(index), columns=list(columns)), groundtruth,
                               sources, targets).summary["spearman"] for b in bootstrap], dtype=float)
+    if not np.isfinite(means).any():
+        return np.nan, np.nan
+    return percentile_interval(means, confidence)
+
+
+def similarity_interval(similarity_fn: Callable[[np.ndarray], pd.DataFrame], indices: np.ndarray,
+                        groundtruth: pd.DataFrame, sources: Sequence[str], targets: Sequence[str],
+                        confidence: float = 0.95) -> tuple[float, float]:
+    """Bootstrap percentile interval of :func:`compare`'s mean Spearman for a label-free method:
+    its matrix rebuilt by ``similarity_fn(index)`` (rows read as sources) on each resample of
+    ``indices`` ``[B, N]`` (the estimators' resamples, so both families are resampled alike);
+    ``(nan, nan)`` when no resample scores a target."""
+    from tasksim.taxonomy.uncertainty import percentile_interval
+
+    means = np.array([compare(similarity_fn(idx), groundtruth, sources, targets).summary["spearman"]
+                      for idx in indices], dtype=float)
     if not np.isfinite(means).any():
         return np.nan, np.nan
     return percentile_interval(means, confidence)
@@ -247,7 +263,7 @@ def comparison_figure(table: pd.DataFrame, title: str, subtitle: str = "") -> Fi
     ax.set_xlim(-1.05, 1.05)
     ax.set_ylim((y.min() if len(y) else -1) - 0.8, -0.2)
     ax.set_xlabel("mean per-target Spearman: the method's ranking of the sources vs the ground truth's\n"
-                  "(black: bootstrap interval over the probe images, estimators only)", fontsize=8)
+                  "(black: bootstrap interval over the probe images)", fontsize=8)
     if handles:
         fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=7, frameon=False)
     ax.set_title(heading(fig, title, subtitle), fontsize=9)
@@ -262,7 +278,11 @@ def method_comparison_files(similarity_files: Sequence[PathLike], matrix_files: 
                             groundtruth: PathLike, out_csv: PathLike, out_png: PathLike, *,
                             sources: Sequence[str], losses: PathLike | None, groundtruth_label: str,
                             run: str, seed: int, n_splits: int = CEILING_SPLITS,
-                            confidence: float = 0.95, locking: bool | None = None) -> pd.DataFrame:
+                            confidence: float = 0.95, n_bootstrap: int = 0,
+                            rdm_files: Mapping[str, PathLike] | None = None,
+                            activation_files: Mapping[str, PathLike] | None = None,
+                            options: Mapping[str, Mapping[str, Any]] | None = None,
+                            max_mb: int = 4000, locking: bool | None = None) -> pd.DataFrame:
     """Both method families against the ground truth in one table (CSV) and one figure (PNG).
 
     Every similarity file (``R/similarity/{method}/{layer}.h5``) and every estimator matrix
@@ -270,7 +290,13 @@ def method_comparison_files(similarity_files: Sequence[PathLike], matrix_files: 
     sources (those of ``sources`` in the ground truth's rows) and targets (the ground truth's
     columns); with ``losses`` (``transfer/losses.npz``) the noise ceiling's row is added, and the
     popularity floor's always. Estimator matrices with bootstrap replicates get the mean
-    Spearman's interval (level ``confidence``). Both files are written atomically."""
+    Spearman's interval (level ``confidence``); with ``n_bootstrap`` > 0 each label-free matrix
+    is rebuilt on the same ``n_bootstrap`` resamples of the probe images (seed ``seed``, as the
+    estimators draw them) the way its method-table entry declares
+    (:func:`tasksim.taxonomy.bootstrap.bootstrap_source`: stored RDMs ``rdm_files``, per-image
+    similarities, or the activations ``activation_files``; the analysis's ``options[method]``),
+    and gets the same interval; where it cannot be rebuilt the log says why and the interval is
+    empty. Both files are written atomically."""
     from tasksim.io import atomic_path
     from tasksim.minitaskonomy.ceiling import read_losses
     from tasksim.similarity.files import read_similarity
@@ -288,8 +314,23 @@ def method_comparison_files(similarity_files: Sequence[PathLike], matrix_files: 
     rows = []
     for path in similarity_files:
         sf = read_similarity(path)
-        rows.append(comparison_row("label-free", str(sf.attrs["method"]), str(sf.attrs["layer"]),
-                                   compare(sf.matrix, truth, src, targets)))
+        method, layer = str(sf.attrs["method"]), str(sf.attrs["layer"])
+        interval = (np.nan, np.nan)
+        if n_bootstrap > 0:
+            from tasksim.taxonomy.bootstrap import bootstrap_source
+
+            from .stage import resamples
+
+            models = list(sf.matrix.index)
+            fn, _, reason = bootstrap_source(method, models, sf, rdm_files, activation_files, layer,
+                                             (options or {}).get(method, {}), max_mb)
+            if fn is None:
+                log.warning("%s %s: no interval in the comparison: %s", method, layer, reason)
+            else:
+                interval = similarity_interval(fn, resamples(sf.n_images, n_bootstrap, seed), truth,
+                                               src, targets, confidence)
+        rows.append(comparison_row("label-free", method, layer, compare(sf.matrix, truth, src, targets),
+                                   interval))
     for path in matrix_files:
         m = read_matrix(path, locking)
         interval = (np.nan, np.nan) if m.bootstrap is None else spearman_interval(

@@ -107,6 +107,7 @@ rule method_comparison:
         ],
         groundtruth=TR_GROUNDTRUTH,
         losses=MT_FILES["losses"] if MT["enabled"] else [],
+        unpack(comparison_bootstrap_inputs),
     output:
         csv=report(
             f"{TR_DIR}/comparison.csv",
@@ -124,16 +125,21 @@ rule method_comparison:
         ),
     log:
         f"{LOGS}/transferability/comparison.log",
+    benchmark:
+        f"{BENCH}/transferability/comparison.tsv"
     conda:
         "../envs/tasksim.yaml"
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=TAX["mem_mb"],
+        runtime=60,
     params:
         code=script_code("method_comparison"),
         sources=MODELS,
         seed=TR["seed"],
         confidence=TR["confidence"],
+        n_bootstrap=TR["n_bootstrap"],
+        options={m: method_options(config, m) for m in TAX_METHODS},
+        max_mb=TAX["recompute_max_mb"],
         groundtruth_label=TR_GROUNDTRUTH_LABEL,
     script:
         "../scripts/method_comparison.py"

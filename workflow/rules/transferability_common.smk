@@ -42,3 +42,17 @@ def transferability_outputs():
         ]
         + [f"{TR_DIR}/comparison.csv", f"{TR_DIR}/comparison.png"]
     )
+
+
+def comparison_bootstrap_inputs(wildcards):
+    """What the comparison rebuilds the label-free matrices from on the estimators' resamples
+    (each method's table entry declares it): stored RDMs, and/or the activations."""
+    if TR["n_bootstrap"] == 0:
+        return {}
+    kinds = {get_method(m).bootstrap for m in TAX_METHODS}
+    out = {}
+    if "rdms" in kinds:
+        out["rdms"] = [f"{RESULTS}/rdms/{x}.h5" for x in MODELS]
+    if kinds & {"grams", "recompute"}:
+        out["activations"] = [activation_file(x) for x in MODELS]
+    return out

@@ -10,4 +10,8 @@ method_comparison_files(inp.similarity, inp.matrices, inp.groundtruth, sm.output
                         sources=sm.params.sources, losses=inp.losses or None,
                         groundtruth_label=sm.params.groundtruth_label, run=run_label(sm),
                         seed=sm.params.seed, confidence=sm.params.confidence,
+                        n_bootstrap=sm.params.n_bootstrap,
+                        rdm_files=dict(zip(sm.params.sources, inp.get("rdms", []))) or None,
+                        activation_files=dict(zip(sm.params.sources, inp.get("activations", []))) or None,
+                        options=sm.params.options, max_mb=sm.params.max_mb,
                         locking=hdf5_locking(sm))
