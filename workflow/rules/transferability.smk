@@ -99,6 +99,7 @@ rule transferability_scores:
 
 rule method_comparison:
     input:
+        unpack(comparison_bootstrap_inputs),
         similarity=[similarity_file(m, layer) for m, layer in analyses()],
         matrices=[
             f"{TR_DIR}/{e}/{layer}.h5"
@@ -107,7 +108,6 @@ rule method_comparison:
         ],
         groundtruth=TR_GROUNDTRUTH,
         losses=MT_FILES["losses"] if MT["enabled"] else [],
-        unpack(comparison_bootstrap_inputs),
     output:
         csv=report(
             f"{TR_DIR}/comparison.csv",
